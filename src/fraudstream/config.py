@@ -1,0 +1,89 @@
+"""Settings for every component, read from environment variables.
+
+Every field is read from ``FRAUDSTREAM_<FIELD NAME>`` (for example ``FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS``),
+the same names in local mode and in docker-compose. The defaults are the local mode's.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL_PATH = PACKAGE_DIR / "models" / "default"
+
+
+class Settings(BaseSettings):
+    """All configuration of fraudstream; one object passed to the components that need it."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore", frozen=True)
+
+    # Kafka
+    kafka_bootstrap_servers: str = Field("localhost:9092", description="Kafka brokers, host:port[,host:port]")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = Field(None, description="e.g. PLAIN, SCRAM-SHA-512")
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = Field(None, description="CA bundle for SSL/SASL_SSL")
+    topic_transactions: str = "transactions"
+    topic_scoring: str = "scoring"
+    topic_partitions: int = Field(3, ge=1)
+    topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention of the data topics")
+    detector_group: str = "fraudstream-detector"
+    sink_group: str = "fraudstream-sink"
+
+    # PostgreSQL
+    pg_host: str = "localhost"
+    pg_port: int = 5432
+    pg_user: str = "fraud"
+    pg_password: str = "fraud"
+    pg_database: str = "fraud"
+
+    # Model and scoring
+    model_path: Path = Field(DEFAULT_MODEL_PATH, description="CatBoost .cbm file or a model directory")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="fraud_flag = score > threshold")
+
+    # Detector micro-batches
+    batch_max_messages: int = Field(5000, ge=1)
+    batch_timeout_ms: int = Field(50, ge=1, description="longest wait to fill a batch")
+
+    # Local mode
+    data_dir: Path = Field(Path(".data"), description="Kafka and PostgreSQL data of `fraudstream up`")
+    cache_dir: Path = Field(Path(".cache"), description="Kafka jars resolved from Maven Central")
+    log_dir: Path = Field(Path("logs"), description="service logs, one file per service")
+    ui_port: int = 8501
+    detector_metrics_port: int = 9101
+    sink_metrics_port: int = 9102
+
+    @cached_property
+    def pg_dsn(self) -> str:
+        return (
+            f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        )
+
+    @cached_property
+    def dlq_transactions(self) -> str:
+        return f"{self.topic_transactions}.dlq"
+
+    @cached_property
+    def dlq_scoring(self) -> str:
+        return f"{self.topic_scoring}.dlq"
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka-style connection settings shared by every Kafka client of the project."""
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        optional = {
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": self.kafka_sasl_password,
+            "ssl.ca.location": self.kafka_ssl_cafile,
+        }
+        config.update({key: value for key, value in optional.items() if value is not None})
+        return config

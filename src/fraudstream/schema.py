@@ -1,0 +1,111 @@
+"""The input format: the columns of a transaction (the seed's `new_small.csv` / Kaggle teta-ml-1-2025).
+
+One canonical typing of a transaction table, used by every path that builds one (CSV files, Kafka
+messages, training data), so that the same row always reaches the features with the same dtypes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+STRING_COLUMNS = (
+    "transaction_time",
+    "merch",
+    "cat_id",
+    "name_1",
+    "name_2",
+    "gender",
+    "street",
+    "one_city",
+    "us_state",
+    "jobs",
+)
+INTEGER_COLUMNS = ("post_code", "population_city")
+FLOAT_COLUMNS = ("amount", "lat", "lon", "merchant_lat", "merchant_lon")
+
+INPUT_COLUMNS = (
+    "transaction_time",
+    "merch",
+    "cat_id",
+    "amount",
+    "name_1",
+    "name_2",
+    "gender",
+    "street",
+    "one_city",
+    "us_state",
+    "post_code",
+    "lat",
+    "lon",
+    "population_city",
+    "jobs",
+    "merchant_lat",
+    "merchant_lon",
+)
+CUSTOMER_COLUMNS = ("name_1", "name_2", "street", "post_code")
+TARGET_COLUMN = "target"
+TIME_FORMAT = "%Y-%m-%d %H:%M"
+
+
+class InputFormatError(ValueError):
+    """A table that is not in the input format; the message says what is wrong."""
+
+
+def missing_columns(columns: Iterable[str]) -> list[str]:
+    present = set(columns)
+    return [column for column in INPUT_COLUMNS if column not in present]
+
+
+def coerce(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return the input columns of ``frame`` (plus ``target`` if present) with canonical dtypes.
+
+    Raises InputFormatError naming the missing columns, or the column whose values do not fit.
+    """
+    missing = missing_columns(frame.columns)
+    if missing:
+        raise InputFormatError(f"missing columns: {', '.join(missing)}")
+    columns = list(INPUT_COLUMNS) + ([TARGET_COLUMN] if TARGET_COLUMN in frame.columns else [])
+    typed = {}
+    for column in columns:
+        values = frame[column]
+        try:
+            if column in STRING_COLUMNS:
+                typed[column] = values.astype("str")
+            elif column in FLOAT_COLUMNS:
+                typed[column] = values.astype("float64")
+            else:
+                typed[column] = values.astype("int64")
+        except (TypeError, ValueError) as error:
+            raise InputFormatError(f"column {column!r} has values of the wrong type: {error}") from error
+    return pd.DataFrame(typed, index=frame.index)
+
+
+def read_csv(path: str | Path) -> pd.DataFrame:
+    """Read a CSV (optionally gzipped) in the input format, checking the header before the body."""
+    header = pd.read_csv(path, nrows=0).columns
+    missing = missing_columns(header)
+    if missing:
+        raise InputFormatError(f"{path}: missing columns: {', '.join(missing)}")
+    return coerce(pd.read_csv(path))
+
+
+def customer_ids(frame: pd.DataFrame) -> np.ndarray:
+    """Stable customer id per row: a hash of (name_1, name_2, street, post_code).
+
+    Used as the Kafka message key, so one customer's transactions stay ordered in one partition.
+    """
+    joined = (
+        frame["name_1"].astype("str")
+        + "\x1f"
+        + frame["name_2"].astype("str")
+        + "\x1f"
+        + frame["street"].astype("str")
+        + "\x1f"
+        + frame["post_code"].astype("str")
+    )
+    return np.array([hashlib.blake2b(key.encode(), digest_size=8).hexdigest() for key in joined], dtype=object)
