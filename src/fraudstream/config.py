@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     topic_transactions: str = "transactions"
     topic_scoring: str = "scoring"
     topic_partitions: int = Field(3, ge=1)
+    topic_replication_factor: int = Field(1, ge=1, description="3 on a multi-broker cluster")
     topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention of the data topics")
     detector_group: str = "fraudstream-detector"
     sink_group: str = "fraudstream-sink"

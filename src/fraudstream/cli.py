@@ -1,0 +1,186 @@
+"""The `fraudstream` command: one subcommand per component. Thin: parsing and printing only."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fraudstream.config import Settings
+
+app = typer.Typer(help="Real-time card-fraud detection on Kafka, CatBoost and PostgreSQL.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _settings(**overrides: object) -> Settings:
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def up() -> None:
+    """Start PostgreSQL and Kafka (idempotent), apply migrations, create topics; wait until healthy."""
+    from fraudstream.infra.process import InfraError
+    from fraudstream.infra.stack import LocalStack
+
+    logging.basicConfig(level=logging.WARNING)
+    stack = LocalStack.from_settings(Settings())
+    try:
+        with console.status("starting") as status:
+            stack.up(step=lambda message: status.update(message))
+    except InfraError as error:
+        raise _fail(str(error)) from error
+    console.print(f"[green]up[/]: Kafka {stack.kafka.bootstrap_servers}, PostgreSQL {stack.postgres.dsn}")
+
+
+@app.command()
+def down() -> None:
+    """Stop the local Kafka and PostgreSQL (their data stays under the data dir)."""
+    from fraudstream.infra.stack import LocalStack
+
+    LocalStack.from_settings(Settings()).down()
+    console.print("down")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Health of every component; exits 0 only when all are healthy."""
+    from fraudstream.status import collect
+
+    report = collect(Settings())
+    if as_json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        _print_status(report)
+    raise typer.Exit(code=0 if report["healthy"] else 1)
+
+
+def _print_status(report: dict) -> None:
+    table = Table("component", "health", "detail")
+    kafka, postgres = report["kafka"], report["postgres"]
+    table.add_row("kafka", _mark(kafka["healthy"]), kafka.get("error", f"{kafka.get('brokers', 0)} broker(s)"))
+    for name, topic in kafka.get("topics", {}).items():
+        table.add_row(f"  topic {name}", _mark(topic["ok"]), f"{topic['partitions']} partitions")
+    for group, lag in kafka.get("consumer_lag", {}).items():
+        table.add_row(f"  group {group}", "", lag.get("error", f"lag {lag.get('lag')} on {lag['topic']}"))
+    detail = postgres.get("error", f"{postgres.get('fraud_scores_rows')} rows in fraud_scores")
+    table.add_row("postgres", _mark(postgres["healthy"]), detail)
+    Console().print(table)
+
+
+def _mark(ok: bool) -> str:
+    return "[green]healthy[/]" if ok else "[red]unhealthy[/]"
+
+
+@app.command()
+def send(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV in the input format")],
+    rate: Annotated[float | None, typer.Option(help="messages per second (default: as fast as possible)")] = None,
+) -> None:
+    """Send each row of FILE to the transactions topic with a fresh transaction_id."""
+    from fraudstream.producer import TransactionProducer
+    from fraudstream.schema import InputFormatError, read_csv
+
+    try:
+        frame = read_csv(file)
+    except InputFormatError as error:
+        raise _fail(f"{error}; nothing was sent") from error
+    with _progress() as progress:
+        task = progress.add_task("sending", total=len(frame))
+        report = TransactionProducer(Settings()).send(
+            frame, rate=rate, progress=lambda done, total: progress.update(task, completed=done)
+        )
+    console.print(f"sent {report.sent} transactions in {report.seconds:.2f} s ({report.rate:,.0f}/s)")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+    )
+
+
+@app.command()
+def detector(
+    model: Annotated[Path | None, typer.Option(help="CatBoost .cbm or model dir [env FRAUDSTREAM_MODEL_PATH]")] = None,
+    threshold: Annotated[float | None, typer.Option(help="fraud_flag = score > threshold")] = None,
+    instance: Annotated[str | None, typer.Option(help="unique per running detector (default: hostname)")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="port of /metrics and /healthz (0 = any)")] = None,
+) -> None:
+    """Score the transactions topic into the scoring topic (exactly once)."""
+    from fraudstream.services import run_detector
+
+    run_detector(_settings(model_path=model, threshold=threshold), instance=instance, metrics_port=metrics_port)
+
+
+@app.command()
+def sink(
+    metrics_port: Annotated[int | None, typer.Option(help="port of /metrics and /healthz (0 = any)")] = None,
+) -> None:
+    """Write the scoring topic into PostgreSQL fraud_scores (idempotent)."""
+    from fraudstream.services import run_sink
+
+    run_sink(Settings(), metrics_port=metrics_port)
+
+
+@app.command()
+def ui() -> None:
+    """Serve the Streamlit interface."""
+    from fraudstream.services import ui_command
+
+    raise typer.Exit(subprocess.call(ui_command(Settings())))
+
+
+@app.command()
+def run(keep_infra: Annotated[bool, typer.Option(help="leave Kafka and PostgreSQL running on exit")] = False) -> None:
+    """Start everything (infrastructure, detector, sink, UI) and stop it all on Ctrl-C."""
+    from fraudstream.infra.process import InfraError
+    from fraudstream.supervisor import run_system
+
+    try:
+        run_system(Settings(), console, keep_infra=keep_infra)
+    except InfraError as error:
+        raise _fail(str(error)) from error
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="labelled CSV(.gz) with `target`")],
+    out: Annotated[Path, typer.Option(help="model directory to write")] = Path("artifacts/model"),
+) -> None:
+    """Train the CatBoost model on time-ordered data, validating on the latest part of the period."""
+    from fraudstream.logs import setup_logging
+    from fraudstream.training import train_model
+
+    setup_logging("train")
+    report = train_model(data, out)
+    console.print_json(data=report)
+
+
+@app.command()
+def score(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV in the input format")],
+    out: Annotated[Path, typer.Option(help="CSV to write: score,fraud_flag per input row")],
+    model: Annotated[Path | None, typer.Option(help="CatBoost .cbm or model dir")] = None,
+    threshold: Annotated[float | None, typer.Option(help="fraud_flag = score > threshold")] = None,
+) -> None:
+    """Score FILE offline with the serving code path (same features, same scores as the stream)."""
+    from fraudstream.schema import InputFormatError
+    from fraudstream.scoring import score_file
+
+    settings = _settings(model_path=model, threshold=threshold)
+    try:
+        report = score_file(file, out, settings.model_path, settings.threshold)
+    except InputFormatError as error:
+        raise _fail(str(error)) from error
+    console.print_json(data=report)

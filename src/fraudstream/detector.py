@@ -1,0 +1,291 @@
+"""The detector: consumes ``transactions``, scores micro-batches with CatBoost, produces ``scoring``.
+
+Exactly-once from ``transactions`` to ``scoring``: every batch is one Kafka transaction holding its
+score messages, its dead letters, the changed per-customer feature state (a compacted changelog,
+partitioned like the input) and the consumer offsets. A crash anywhere aborts the open transaction;
+the restarted detector (or another one taking the partitions) restores the state of its partitions
+from the changelog and resumes at the committed offsets, so it recomputes exactly what was lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from fraudstream.config import Settings
+from fraudstream.features import FeatureEngine
+from fraudstream.infra.topics import state_topic
+from fraudstream.logs import fields
+from fraudstream.messages import BadMessage, TransactionMessage, dead_letter_headers, decode_transaction, encoder
+from fraudstream.model import FraudModel
+from fraudstream.producer import producer_config
+from fraudstream.schema import INPUT_COLUMNS, coerce, customer_ids
+from fraudstream.telemetry import Readiness, ServiceMetrics
+
+logger = logging.getLogger(__name__)
+
+RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """The score messages of one batch, keyed like their inputs."""
+
+    keys: list[bytes]
+    values: list[bytes]
+
+
+class Detector:
+    def __init__(self, settings: Settings, model: FraudModel, instance: str | None = None) -> None:
+        self.settings = settings
+        self.model = model
+        self.instance = instance or socket.gethostname()
+        self.engine = FeatureEngine()
+        self.metrics = ServiceMetrics("detector")
+        self.metrics.model_info.labels("detector", model.version).set(1)
+        self.readiness = Readiness()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        """Process until stopped; Kafka failures are retried with backoff on fresh clients."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self._run_session()
+                return
+            except KafkaException as error:
+                self.metrics.errors.inc()
+                self.readiness.connected = False
+                self.readiness.detail = f"retrying after: {error}"
+                delay = RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)]
+                failures += 1
+                logger.warning("kafka failure, restarting clients", extra=fields(error=str(error), retry_in_s=delay))
+                self._stop.wait(delay)
+
+    def _run_session(self) -> None:
+        """One consumer/producer pair; any failure ends it and the state is rebuilt from the changelog."""
+        self.engine = FeatureEngine()
+        producer = Producer(self._producer_config())
+        producer.init_transactions(30)
+        consumer = Consumer(self._consumer_config())
+        consumer.subscribe(
+            [self.settings.topic_transactions], on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        logger.info("detector started", extra=fields(instance=self.instance, model=self.model.version))
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(self.settings.batch_max_messages, self.settings.batch_timeout_ms / 1000)
+                if messages:
+                    self._process(messages, consumer, producer)
+                elif self.readiness.assigned_partitions:
+                    self.readiness.batch_done()
+        finally:
+            consumer.close()
+            producer.flush(5)
+
+    def _process(self, messages: list[Message], consumer: Consumer, producer: Producer) -> None:
+        started = time.perf_counter()
+        records, dead = self._decode(messages)
+        producer.begin_transaction()
+        try:
+            scored = self._score([message for message, _ in records], [tx for _, tx in records])
+            for key, value in zip(scored.keys, scored.values, strict=True):
+                producer.produce(self.settings.topic_scoring, value, key)
+            for message, reason in dead:
+                self._dead_letter(producer, message, reason)
+            self._write_state(producer, records)
+            producer.send_offsets_to_transaction(
+                _next_offsets(messages), consumer.consumer_group_metadata(), 30
+            )
+            producer.commit_transaction(30)
+        except KafkaException:
+            _abort(producer)
+            raise
+        self._account(len(messages), len(records), len(dead), time.perf_counter() - started)
+
+    def _decode(self, messages: list[Message]) -> tuple[list[tuple[Message, TransactionMessage]], list]:
+        records, dead = [], []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise KafkaException(error)
+            try:
+                records.append((message, decode_transaction(message.value())))
+            except BadMessage as bad:
+                dead.append((message, bad.reason))
+        return _drop_bad_times(records, dead)
+
+    def _score(self, messages: list[Message], transactions: list[TransactionMessage]) -> Scored:
+        if not transactions:
+            return Scored([], [])
+        frame = coerce(pd.DataFrame([_row(tx) for tx in transactions], columns=list(INPUT_COLUMNS)))
+        features = self.engine.transform(frame)
+        scores = self.model.predict(features)
+        flags = (scores > self.settings.threshold).astype(int)
+        reasons = self.model.explain(features)
+        values = [
+            encoder.encode(
+                {
+                    "transaction_id": str(tx.transaction_id),
+                    "score": float(score),
+                    "fraud_flag": int(flag),
+                    "reasons": why,
+                    "model_version": self.model.version,
+                    "produced_at": message.timestamp()[1],
+                    **({"transaction": _row(tx)} if flag else {}),
+                }
+            )
+            for message, tx, score, flag, why in zip(messages, transactions, scores, flags, reasons, strict=True)
+        ]
+        return Scored([message.key() for message in messages], values)
+
+    def _write_state(self, producer: Producer, records: list[tuple[Message, TransactionMessage]]) -> None:
+        """Write the changed customers' state to the changelog partition of their input partition."""
+        partition_of = {message.key().decode(): message.partition() for message, _ in records if message.key()}
+        touched = self.engine.touched_customers()
+        for customer, state in self.engine.export_state(touched).items():
+            partition = partition_of.get(customer)
+            if partition is not None:
+                producer.produce(state_topic(self.settings), state, customer.encode(), partition=partition)
+
+    def _dead_letter(self, producer: Producer, message: Message, reason: str) -> None:
+        headers = dead_letter_headers(reason, message.topic(), message.partition(), message.offset())
+        producer.produce(self.settings.dlq_transactions, message.value(), message.key(), headers=headers)
+        logger.warning(
+            "dead letter",
+            extra=fields(reason=reason, partition=message.partition(), offset=message.offset()),
+        )
+
+    def _account(self, consumed: int, scored: int, dead: int, seconds: float) -> None:
+        self.metrics.messages_in.inc(consumed)
+        self.metrics.messages_out.inc(scored)
+        self.metrics.dead_letters.inc(dead)
+        self.metrics.batch_size.observe(consumed)
+        self.metrics.batch_seconds.observe(seconds)
+        self.readiness.batch_done()
+        logger.debug("batch", extra=fields(consumed=consumed, scored=scored, dead=dead, seconds=seconds))
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        numbers = [p.partition for p in partitions]
+        restored = self._restore_state(numbers)
+        self.readiness.assigned_partitions = numbers
+        self.readiness.connected = True
+        logger.info("partitions assigned", extra=fields(partitions=numbers, customers_restored=restored))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.engine = FeatureEngine()
+        self.readiness.assigned_partitions = []
+        logger.info("partitions revoked", extra=fields(partitions=[p.partition for p in partitions]))
+
+    def _restore_state(self, partitions: Iterable[int]) -> int:
+        """Load the committed changelog of ``partitions`` into a fresh feature engine."""
+        self.engine = FeatureEngine()
+        states = read_changelog(self.settings, list(partitions))
+        self.engine.load_state(states)
+        self.engine.touched_customers()
+        return len(states)
+
+    def _producer_config(self) -> dict[str, object]:
+        return {
+            **producer_config(self.settings),
+            "transactional.id": f"{self.settings.detector_group}-{self.instance}",
+            "transaction.timeout.ms": 15000,
+        }
+
+    def _consumer_config(self) -> dict[str, object]:
+        return {
+            **self.settings.kafka_client_config(),
+            "group.id": self.settings.detector_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 20,
+            "queued.max.messages.kbytes": 65536,
+        }
+
+
+def read_changelog(settings: Settings, partitions: list[int], timeout: float = 30.0) -> dict[str, bytes | None]:
+    """The latest committed state per customer in the given changelog partitions (None = deleted)."""
+    if not partitions:
+        return {}
+    topic = state_topic(settings)
+    reader = Consumer(
+        {
+            **settings.kafka_client_config(),
+            "group.id": f"{settings.detector_group}-restore",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout)[1] for p in partitions}
+        pending = {p for p, end in ends.items() if end > 0}
+        reader.assign([TopicPartition(topic, p, 0) for p in pending])
+        states: dict[str, bytes | None] = {}
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for message in reader.consume(10000, 0.5):
+                if message.error() is not None:
+                    if message.error().code() == KafkaError._PARTITION_EOF:
+                        pending.discard(message.partition())
+                        continue
+                    raise KafkaException(message.error())
+                states[message.key().decode()] = message.value()
+                if message.offset() + 1 >= ends[message.partition()]:
+                    pending.discard(message.partition())
+        if pending:
+            raise KafkaException(f"changelog partitions {sorted(pending)} not restored in {timeout:.0f} s")
+        return states
+    finally:
+        reader.close()
+
+
+def _row(tx: TransactionMessage) -> dict[str, object]:
+    data = tx.data
+    return {column: getattr(data, column) for column in INPUT_COLUMNS}
+
+
+def _drop_bad_times(
+    records: list[tuple[Message, TransactionMessage]], dead: list[tuple[Message, str]]
+) -> tuple[list[tuple[Message, TransactionMessage]], list[tuple[Message, str]]]:
+    """Move rows whose transaction_time matches the pattern but is no real date (2019-13-45) to dead."""
+    if not records:
+        return records, dead
+    times = pd.to_datetime(pd.Series([tx.data.transaction_time for _, tx in records]), errors="coerce")
+    bad = np.flatnonzero(times.isna().to_numpy())
+    if len(bad) == 0:
+        return records, dead
+    bad_set = set(bad.tolist())
+    for index in bad:
+        message, tx = records[index]
+        dead.append((message, f"unparsable transaction_time: {tx.data.transaction_time!r}"))
+    return [record for i, record in enumerate(records) if i not in bad_set], dead
+
+
+def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    last: dict[tuple[str, int], int] = {}
+    for message in messages:
+        key = (message.topic(), message.partition())
+        last[key] = max(last.get(key, -1), message.offset())
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+
+
+def _abort(producer: Producer) -> None:
+    try:
+        producer.abort_transaction(10)
+    except KafkaException as error:
+        logger.warning("abort failed", extra=fields(error=str(error)))

@@ -1,0 +1,66 @@
+"""The project's Kafka topics, created idempotently with the settings they must have."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from fraudstream.config import Settings
+from fraudstream.infra.process import InfraError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def state_topic(settings: Settings) -> str:
+    """The detector's compacted changelog of per-customer feature state."""
+    return f"{settings.detector_group}-state-changelog"
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    data = {"retention.ms": str(settings.topic_retention_ms), "cleanup.policy": "delete"}
+    changelog = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "600000"}
+    n = settings.topic_partitions
+    return [
+        TopicSpec(settings.topic_transactions, n, data),
+        TopicSpec(settings.topic_scoring, n, data),
+        TopicSpec(settings.dlq_transactions, n, data),
+        TopicSpec(settings.dlq_scoring, n, data),
+        TopicSpec(state_topic(settings), n, changelog),
+    ]
+
+
+def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """Create the missing topics; return the names created. Existing ones are checked, not changed."""
+    admin = AdminClient(settings.kafka_client_config())
+    existing = admin.list_topics(timeout=timeout).topics
+    specs = topic_specs(settings)
+    for spec in specs:
+        if spec.name in existing and len(existing[spec.name].partitions) != spec.partitions:
+            found = len(existing[spec.name].partitions)
+            raise InfraError(f"topic {spec.name} has {found} partitions, expected {spec.partitions}")
+    missing = [spec for spec in specs if spec.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=settings.topic_replication_factor, config=s.config) for s in missing],
+        operation_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except Exception as error:
+            if "TOPIC_ALREADY_EXISTS" not in str(error):
+                raise InfraError(f"creating topic {name} failed: {error}") from error
+    logger.info("created topics %s", created)
+    return created

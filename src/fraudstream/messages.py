@@ -1,0 +1,119 @@
+"""Wire formats of the topics, as msgspec schemas: decoding a message is validating it.
+
+- ``transactions``: ``{"transaction_id": uuid, "data": {<the 17 input columns>}}`` (the seed's format).
+- ``scoring``: ``{"transaction_id", "score", "fraud_flag"}`` (the seed's) plus ``reasons``,
+  ``model_version``, ``produced_at`` (ms since epoch of the input's Kafka timestamp) and, for flagged
+  transactions only, ``transaction`` (the input row, for the analyst's view).
+- dead letters: the original bytes, with the reason and the source position in headers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from fraudstream.schema import INPUT_COLUMNS
+
+MAX_MESSAGE_BYTES = 64 * 1024
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$"
+
+Text = Annotated[str, Meta(min_length=1, max_length=200)]
+Latitude = Annotated[float, Meta(ge=-90.0, le=90.0)]
+Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
+
+
+class TransactionData(msgspec.Struct, frozen=True):
+    """One input row; the bounds reject absurd values (NaN cannot be written in JSON at all)."""
+
+    transaction_time: Annotated[str, Meta(pattern=TIME_PATTERN)]
+    merch: Text
+    cat_id: Text
+    amount: Annotated[float, Meta(ge=0.0, le=1e7)]
+    name_1: Text
+    name_2: Text
+    gender: Text
+    street: Text
+    one_city: Text
+    us_state: Text
+    post_code: Annotated[int, Meta(ge=0, le=99_999_999)]
+    lat: Latitude
+    lon: Longitude
+    population_city: Annotated[int, Meta(ge=0, le=100_000_000)]
+    jobs: Text
+    merchant_lat: Latitude
+    merchant_lon: Longitude
+
+
+class TransactionMessage(msgspec.Struct, frozen=True):
+    transaction_id: uuid.UUID
+    data: TransactionData
+
+
+class Reason(msgspec.Struct, frozen=True):
+    feature: str
+    contribution: float
+
+
+class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
+    transaction_id: uuid.UUID
+    score: Annotated[float, Meta(ge=0.0, le=1.0)]
+    fraud_flag: Annotated[int, Meta(ge=0, le=1)]
+    reasons: list[Reason] = []
+    model_version: str | None = None
+    produced_at: int | None = None
+    transaction: dict[str, object] | None = None
+
+
+assert tuple(TransactionData.__struct_fields__) == INPUT_COLUMNS
+
+transaction_decoder = msgspec.json.Decoder(TransactionMessage)
+score_decoder = msgspec.json.Decoder(ScoreMessage | list[ScoreMessage])
+encoder = msgspec.json.Encoder()
+
+
+class BadMessage(ValueError):
+    """A message that cannot be processed; ``reason`` goes to the dead-letter headers."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode_transaction(value: bytes | None) -> TransactionMessage:
+    if value is None:
+        raise BadMessage("empty message (null value)")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise BadMessage(f"message too large: {len(value)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        return transaction_decoder.decode(value)
+    except msgspec.DecodeError as error:
+        raise BadMessage(str(error)) from error
+
+
+def decode_score(value: bytes | None) -> ScoreMessage:
+    """A score message, also in the seed's list-of-one-record form (``DataFrame.to_json(orient='records')``)."""
+    if value is None:
+        raise BadMessage("empty message (null value)")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise BadMessage(f"message too large: {len(value)} bytes > {MAX_MESSAGE_BYTES}")
+    try:
+        decoded = score_decoder.decode(value)
+    except msgspec.DecodeError as error:
+        raise BadMessage(str(error)) from error
+    if isinstance(decoded, list):
+        if len(decoded) != 1:
+            raise BadMessage(f"a list of {len(decoded)} score records; expected one")
+        return decoded[0]
+    return decoded
+
+
+def dead_letter_headers(reason: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:
+    return [
+        ("error", reason.encode()),
+        ("source.topic", topic.encode()),
+        ("source.partition", str(partition).encode()),
+        ("source.offset", str(offset).encode()),
+    ]

@@ -1,0 +1,60 @@
+"""Runs the long-lived services in the foreground with their telemetry, stopping cleanly on signals."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+from fraudstream.config import Settings
+from fraudstream.logs import fields, setup_logging
+from fraudstream.telemetry import serve
+
+logger = logging.getLogger(__name__)
+
+
+def run_detector(settings: Settings, instance: str | None = None, metrics_port: int | None = None) -> None:
+    from fraudstream.detector import Detector
+    from fraudstream.model import FraudModel
+
+    setup_logging("detector", settings.log_dir)
+    model = FraudModel.load(settings.model_path)
+    detector = Detector(settings, model, instance=instance)
+    port = settings.detector_metrics_port if metrics_port is None else metrics_port
+    serve(port, detector.readiness)
+    logger.info("telemetry", extra=fields(port=port, model=model.version, threshold=settings.threshold))
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: detector.stop())
+    detector.run()
+    logger.info("detector stopped")
+
+
+def run_sink(settings: Settings, metrics_port: int | None = None) -> None:
+    from fraudstream.sink import Sink
+
+    setup_logging("sink", settings.log_dir)
+    sink = Sink(settings)
+    port = settings.sink_metrics_port if metrics_port is None else metrics_port
+    serve(port, sink.readiness)
+    logger.info("telemetry", extra=fields(port=port))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, sink.stop)
+        await sink.run()
+
+    asyncio.run(main())
+    logger.info("sink stopped")
+
+
+def ui_command(settings: Settings) -> list[str]:
+    """The streamlit command line that serves the interface."""
+    app = Path(__file__).with_name("ui") / "app.py"
+    return [
+        "streamlit", "run", str(app),
+        "--server.port", str(settings.ui_port),
+        "--server.headless", "true",
+        "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip

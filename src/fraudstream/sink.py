@@ -1,0 +1,184 @@
+"""The sink: consumes ``scoring`` (aiokafka) and writes ``fraud_scores`` (asyncpg), batch by batch.
+
+Each batch is copied into a temporary staging table and inserted with ``ON CONFLICT DO NOTHING``,
+so a replayed message never duplicates or fails. Kafka offsets are committed only after the
+PostgreSQL transaction and the dead letters are acknowledged: nothing acknowledged is ever lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+
+from fraudstream.config import Settings
+from fraudstream.logs import fields
+from fraudstream.messages import BadMessage, ScoreMessage, dead_letter_headers, decode_score, encoder
+from fraudstream.telemetry import Readiness, ServiceMetrics
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = ("transaction_id", "score", "fraud_flag", "model_version", "reasons", "transaction", "produced_at")
+STAGING = "CREATE TEMP TABLE IF NOT EXISTS fraud_scores_staging (LIKE fraud_scores) ON COMMIT DELETE ROWS"
+UPSERT = f"""
+INSERT INTO fraud_scores ({", ".join(COLUMNS)}, scored_at)
+SELECT DISTINCT ON (transaction_id) {", ".join(COLUMNS)}, clock_timestamp() FROM fraud_scores_staging
+ON CONFLICT (transaction_id) DO NOTHING
+"""
+RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
+
+
+@dataclass(frozen=True)
+class Batch:
+    rows: list[tuple]
+    dead: list[tuple[ConsumerRecord, str]]
+
+
+def to_row(message: ScoreMessage) -> tuple:
+    produced_at = (
+        datetime.fromtimestamp(message.produced_at / 1000, UTC) if message.produced_at is not None else None
+    )
+    return (
+        message.transaction_id,
+        message.score,
+        message.fraud_flag,
+        message.model_version,
+        encoder.encode(message.reasons).decode() if message.reasons else None,
+        encoder.encode(message.transaction).decode() if message.transaction is not None else None,
+        produced_at,
+    )
+
+
+def decode_batch(records: list[ConsumerRecord]) -> Batch:
+    rows, dead = [], []
+    for record in records:
+        try:
+            rows.append(to_row(decode_score(record.value)))
+        except BadMessage as bad:
+            dead.append((record, bad.reason))
+    return Batch(rows, dead)
+
+
+async def write_rows(pool: asyncpg.Pool, rows: list[tuple]) -> None:
+    """Insert ``rows`` idempotently in one PostgreSQL transaction."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(STAGING)
+        await connection.copy_records_to_table("fraud_scores_staging", records=rows, columns=COLUMNS)
+        await connection.execute(UPSERT)
+
+
+class Sink:
+    def __init__(self, settings: Settings, max_records: int = 5000) -> None:
+        self.settings = settings
+        self.max_records = max_records
+        self.metrics = ServiceMetrics("sink")
+        self.readiness = Readiness()
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            self.settings.topic_scoring,
+            group_id=self.settings.sink_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=self.max_records,
+            **_aiokafka_connection(self.settings),
+        )
+        producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **_aiokafka_connection(self.settings))
+        pool = await self._connect_postgres()
+        await _retry_forever(consumer.start, "kafka consumer start", self._stop)
+        await _retry_forever(producer.start, "kafka producer start", self._stop)
+        logger.info("sink started", extra=fields(topic=self.settings.topic_scoring))
+        try:
+            while not self._stop.is_set():
+                records = await consumer.getmany(timeout_ms=200, max_records=self.max_records)
+                self.readiness.assigned_partitions = [tp.partition for tp in consumer.assignment()]
+                if records:
+                    await self._handle(records, consumer, producer, pool)
+                else:
+                    self.readiness.batch_done()
+        finally:
+            await consumer.stop()
+            await producer.stop()
+            await pool.close()
+
+    async def _handle(
+        self,
+        records: dict[TopicPartition, list[ConsumerRecord]],
+        consumer: AIOKafkaConsumer,
+        producer: AIOKafkaProducer,
+        pool: asyncpg.Pool,
+    ) -> None:
+        started = time.perf_counter()
+        flat = [record for batch in records.values() for record in batch]
+        batch = decode_batch(flat)
+        await _retry_forever(lambda: write_rows(pool, batch.rows), "postgres write", self._stop, self.metrics)
+        await self._dead_letters(producer, batch.dead)
+        offsets = {tp: batch_records[-1].offset + 1 for tp, batch_records in records.items()}
+        await _retry_forever(lambda: consumer.commit(offsets), "kafka commit", self._stop, self.metrics)
+        self.metrics.messages_in.inc(len(flat))
+        self.metrics.messages_out.inc(len(batch.rows))
+        self.metrics.dead_letters.inc(len(batch.dead))
+        self.metrics.batch_size.observe(len(flat))
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.readiness.batch_done()
+
+    async def _dead_letters(self, producer: AIOKafkaProducer, dead: list[tuple[ConsumerRecord, str]]) -> None:
+        sends = []
+        for record, reason in dead:
+            headers = dead_letter_headers(reason, record.topic, record.partition, record.offset)
+            logger.warning("dead letter", extra=fields(reason=reason, partition=record.partition, offset=record.offset))
+            sends.append(await producer.send(self.settings.dlq_scoring, record.value, record.key, headers=headers))
+        if sends:
+            await asyncio.gather(*sends)
+
+    async def _connect_postgres(self) -> asyncpg.Pool:
+        async def connect() -> asyncpg.Pool:
+            return await asyncpg.create_pool(self.settings.pg_dsn, min_size=1, max_size=2, timeout=10)
+
+        return await _retry_forever(connect, "postgres connect", self._stop)
+
+
+async def _retry_forever(action, what: str, stop: asyncio.Event, metrics: ServiceMetrics | None = None):
+    """Run ``action`` until it succeeds, backing off between failures (a down broker or database)."""
+    failures = 0
+    while True:
+        try:
+            return await action()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError, asyncio.TimeoutError) as error:
+            if stop.is_set():
+                raise
+            if metrics is not None:
+                metrics.errors.inc()
+            delay = RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)]
+            failures += 1
+            logger.warning(f"{what} failed, retrying", extra=fields(error=repr(error), retry_in_s=delay))
+            await asyncio.sleep(delay)
+
+
+def _aiokafka_connection(settings: Settings) -> dict[str, object]:
+    config: dict[str, object] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_sasl_mechanism:
+        config.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    if settings.kafka_ssl_cafile:
+        from aiokafka.helpers import create_ssl_context
+
+        config["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
+    return config

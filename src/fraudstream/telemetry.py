@@ -1,0 +1,106 @@
+"""Prometheus metrics and a readiness endpoint, served by each service on one port.
+
+``GET /metrics``: Prometheus text format. ``GET /healthz``: JSON readiness, 200 when ready, else 503.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2000, 5000, 10000)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class ServiceMetrics:
+    """The metrics every stream service exports, labelled by service name."""
+
+    service: str
+    messages_in: Counter = field(init=False)
+    messages_out: Counter = field(init=False)
+    dead_letters: Counter = field(init=False)
+    errors: Counter = field(init=False)
+    batch_size: Histogram = field(init=False)
+    batch_seconds: Histogram = field(init=False)
+    consumer_lag: Gauge = field(init=False)
+    model_info: Gauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        labels = ["service"]
+        self.messages_in = Counter("fraudstream_messages_in", "messages consumed", labels).labels(self.service)
+        self.messages_out = Counter("fraudstream_messages_out", "results written", labels).labels(self.service)
+        self.dead_letters = Counter("fraudstream_dead_letters", "messages sent to a DLQ", labels).labels(
+            self.service
+        )
+        self.errors = Counter("fraudstream_errors", "failed batches (retried)", labels).labels(self.service)
+        self.batch_size = Histogram(
+            "fraudstream_batch_size", "messages per batch", labels, buckets=BATCH_BUCKETS
+        ).labels(self.service)
+        self.batch_seconds = Histogram(
+            "fraudstream_batch_seconds", "processing time of a batch", labels, buckets=LATENCY_BUCKETS
+        ).labels(self.service)
+        self.consumer_lag = Gauge("fraudstream_consumer_lag", "messages behind the end", ["service", "partition"])
+        self.model_info = Gauge("fraudstream_model_info", "the model being served", ["service", "version"])
+
+
+@dataclass
+class Readiness:
+    """What /healthz reports; the service updates it as it runs."""
+
+    connected: bool = False
+    assigned_partitions: list[int] = field(default_factory=list)
+    last_batch_at: float | None = None
+    detail: str = "starting"
+
+    def batch_done(self) -> None:
+        self.last_batch_at = time.time()
+        self.connected = True
+        self.detail = "ok"
+
+    def report(self) -> dict[str, object]:
+        age = None if self.last_batch_at is None else round(time.time() - self.last_batch_at, 3)
+        return {
+            "ready": self.connected,
+            "assigned_partitions": sorted(self.assigned_partitions),
+            "last_batch_age_s": age,
+            "detail": self.detail,
+        }
+
+
+def serve(port: int, readiness: Readiness) -> ThreadingHTTPServer:
+    """Serve /metrics and /healthz on ``port`` (0 = any free port) in a daemon thread."""
+    handler = _handler(readiness.report)
+    server = ThreadingHTTPServer(("0.0.0.0", port), handler)
+    threading.Thread(target=server.serve_forever, name="telemetry", daemon=True).start()
+    return server
+
+
+def _handler(report: Callable[[], dict[str, object]]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/metrics":
+                self._reply(200, CONTENT_TYPE_LATEST, generate_latest())
+            elif self.path == "/healthz":
+                body = report()
+                self._reply(200 if body["ready"] else 503, "application/json", orjson.dumps(body))
+            else:
+                self._reply(404, "text/plain", b"not found\n")
+
+        def _reply(self, status: int, content_type: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Scrapes are not events worth a log line."""
+
+    return Handler
