@@ -54,6 +54,26 @@ def down() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Apply the PostgreSQL schema migrations not yet applied (docker-compose runs this once)."""
+    import asyncio
+
+    from fraudstream.infra.migrations import migrate as apply_migrations
+
+    applied = asyncio.run(apply_migrations(Settings().pg_dsn))
+    console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
+
+
+@app.command()
+def topics() -> None:
+    """Create the Kafka topics that are missing (docker-compose runs this once)."""
+    from fraudstream.infra.topics import ensure_topics
+
+    created = ensure_topics(Settings())
+    console.print(f"created {len(created)} topic(s): {', '.join(created) or 'all existed'}")
+
+
+@app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Health of every component; exits 0 only when all are healthy."""
     from fraudstream.status import collect

@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     def dlq_scoring(self) -> str:
         return f"{self.topic_scoring}.dlq"
 
+    def environment(self) -> dict[str, str]:
+        """These settings as the environment variables that reproduce them in another process."""
+        prefix = self.model_config["env_prefix"]
+        return {
+            f"{prefix}{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka-style connection settings shared by every Kafka client of the project."""
         config = {

@@ -1,0 +1,87 @@
+"""Shared fixtures: the seed's files, and a real Kafka + PostgreSQL stack for integration tests."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fraudstream.config import Settings
+from fraudstream.infra.process import free_port, port_in_use
+from fraudstream.infra.stack import LocalStack
+from tests.helpers import ServiceProcess
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SEED = SHARED / "seed"
+
+
+def shared_file(*parts: str) -> Path:
+    """A file of ../shared, or a clean skip where that folder is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is not available")
+    return path
+
+
+@pytest.fixture(scope="session")
+def new_small() -> Path:
+    return shared_file("seed", "new_small.csv")
+
+
+@pytest.fixture(scope="session")
+def seed_model() -> Path:
+    return shared_file("seed", "my_model.cbm")
+
+
+def _kafka_port() -> int:
+    """A free port whose neighbour (the KRaft controller's) is free too."""
+    while True:
+        port = free_port()
+        if not port_in_use("127.0.0.1", port + 1):
+            return port
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[Settings]:
+    """Real Kafka and PostgreSQL on free ports, data in a temporary folder, for the whole session."""
+    root = Path(tempfile.mkdtemp(prefix="fraudstream-test-"))
+    root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its data folder
+    settings = Settings(
+        kafka_bootstrap_servers=f"127.0.0.1:{_kafka_port()}",
+        pg_port=free_port(),
+        data_dir=root / "data",
+        log_dir=root / "logs",
+        cache_dir=Path(__file__).resolve().parents[1] / ".cache",
+        batch_timeout_ms=20,
+    )
+    stack = LocalStack.from_settings(settings)
+    try:
+        stack.up()
+        yield settings
+    finally:
+        stack.down()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(stack_settings: Settings) -> LocalStack:
+    return LocalStack.from_settings(stack_settings)
+
+
+@pytest.fixture(scope="session")
+def services(stack_settings: Settings) -> Iterator[dict[str, ServiceProcess]]:
+    """A detector and a sink running as real processes against the session's stack."""
+    running = {
+        "detector": ServiceProcess("detector", stack_settings),
+        "sink": ServiceProcess("sink", stack_settings),
+    }
+    for service in running.values():
+        service.start()
+    for service in running.values():
+        service.wait_ready()
+    yield running
+    for service in running.values():
+        service.stop()

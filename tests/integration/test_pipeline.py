@@ -1,0 +1,131 @@
+"""The whole pipeline on the real stack: CSV -> Kafka -> detector -> Kafka -> sink -> PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from fraudstream.config import Settings
+from fraudstream.model import FraudModel
+from fraudstream.producer import TransactionProducer
+from fraudstream.schema import read_csv
+from fraudstream.scoring import score_frame
+from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
+
+pytestmark = pytest.mark.integration
+
+
+def test_new_small_lands_in_postgres_with_the_offline_scores(stack_settings, services, new_small):
+    frame = with_fresh_customers(read_csv(new_small), "e2e")
+
+    report = TransactionProducer(stack_settings).send(frame)
+    wait_for(lambda: count_rows(stack_settings, report.transaction_ids) == 90, 60, "90 rows", *services.values())
+
+    stored = fetch_scores(stack_settings, report.transaction_ids).loc[report.transaction_ids]
+    offline = score_frame(frame, FraudModel.load(stack_settings.model_path), stack_settings.threshold)
+    assert np.array_equal(stored["score"].to_numpy(), offline["score"].to_numpy())
+    assert np.array_equal(stored["fraud_flag"].to_numpy(), offline["fraud_flag"].to_numpy())
+
+
+def test_a_replayed_transaction_gives_one_row(stack_settings, services, new_small):
+    frame = with_fresh_customers(read_csv(new_small).head(1), "replay")
+    message = {"transaction_id": str(uuid.uuid4()), "data": frame.to_dict("records")[0]}
+    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap_servers})
+    for _ in range(2):
+        producer.produce(stack_settings.topic_transactions, json.dumps(message).encode(), b"replay")
+    producer.flush(10)
+
+    wait_for(lambda: count_rows(stack_settings, [message["transaction_id"]]) == 1, 60, "the row")
+    assert _scoring_messages_for(stack_settings, message["transaction_id"]) == 2
+    assert count_rows(stack_settings, [message["transaction_id"]]) == 1
+
+
+def test_a_replayed_score_in_the_seed_list_form_gives_one_row(stack_settings, services):
+    transaction_id = str(uuid.uuid4())
+    seed_form = json.dumps([{"score": 0.95, "fraud_flag": 1, "transaction_id": transaction_id}]).encode()
+    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap_servers})
+    producer.produce(stack_settings.topic_scoring, seed_form)
+    producer.produce(stack_settings.topic_scoring, seed_form)
+    producer.flush(10)
+
+    wait_for(lambda: count_rows(stack_settings, [transaction_id]) == 1, 30, "the row")
+    row = fetch_scores(stack_settings, [transaction_id]).iloc[0]
+    assert (row["score"], row["fraud_flag"]) == (0.95, 1)
+
+
+def test_a_malformed_csv_is_refused_naming_the_missing_columns(stack_settings, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("transaction_time,amount,merch\n2019-01-01 00:00,1.0,shop\n")
+    before = _end_offsets(stack_settings, stack_settings.topic_transactions)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "send", str(bad)],
+        capture_output=True,
+        text=True,
+        env=_env(stack_settings),
+    )
+
+    assert result.returncode == 1
+    assert "missing columns" in result.stderr and "cat_id" in result.stderr and "post_code" in result.stderr
+    assert "nothing was sent" in result.stderr
+    assert _end_offsets(stack_settings, stack_settings.topic_transactions) == before
+
+
+def test_status_reports_healthy_with_the_row_count(stack_settings, services):
+    result = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "status", "--json"],
+        capture_output=True,
+        text=True,
+        env=_env(stack_settings),
+    )
+    report = json.loads(result.stdout)
+    assert result.returncode == 0, result.stdout
+    assert report["healthy"] is True
+    assert report["fraud_scores_rows"] >= 0
+    assert report["kafka"]["topics"]["transactions"]["partitions"] == 3
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, **settings.environment()}
+
+
+def _end_offsets(settings: Settings, topic: str) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-offsets"})
+    try:
+        return [
+            consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in range(settings.topic_partitions)
+        ]
+    finally:
+        consumer.close()
+
+
+def _scoring_messages_for(settings: Settings, transaction_id: str) -> int:
+    """Committed score messages carrying ``transaction_id`` (read_committed, from the beginning)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"test-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.subscribe([settings.topic_scoring])
+    found, finished = 0, set()
+    try:
+        while len(finished) < settings.topic_partitions:
+            for message in consumer.consume(1000, 5):
+                if message.error():
+                    finished.add(message.partition())
+                elif transaction_id.encode() in message.value():
+                    found += 1
+    finally:
+        consumer.close()
+    return found
