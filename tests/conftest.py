@@ -12,7 +12,7 @@ import pytest
 from fraudstream.config import Settings
 from fraudstream.infra.process import free_port, port_in_use
 from fraudstream.infra.stack import LocalStack
-from tests.helpers import ServiceProcess
+from fraudstream.supervisor import ServiceProcess
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEED = SHARED / "seed"

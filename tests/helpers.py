@@ -3,74 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import asyncpg
-import orjson
 import pandas as pd
 
 from fraudstream.config import Settings
-from fraudstream.infra.process import free_port
-
-
-class ServiceProcess:
-    """`fraudstream <name>` as a child process, with its own metrics/health port and log file."""
-
-    def __init__(self, name: str, settings: Settings, *args: str, env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.settings = settings
-        self.args = args
-        self.env = env or {}
-        self.port = free_port()
-        self.process: subprocess.Popen | None = None
-        self.output = Path(settings.log_dir) / f"{name}-{self.port}.out"
-
-    def start(self) -> None:
-        self.output.parent.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "fraudstream", self.name, "--metrics-port", str(self.port), *self.args]
-        with self.output.open("ab") as out:
-            self.process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **self.settings.environment(), **self.env},
-            )
-
-    def health(self) -> dict | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as reply:
-                return orjson.loads(reply.read())
-        except OSError:
-            return None
-
-    def wait_ready(self, timeout: float = 90.0) -> None:
-        wait_for(lambda: (self.health() or {}).get("ready") is True, timeout, f"{self.name} ready", self)
-
-    def kill(self) -> None:
-        """kill -9: no chance to clean up."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.output.exists():
-            return ""
-        return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
+from fraudstream.supervisor import ServiceProcess
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, *services: ServiceProcess) -> None:

@@ -15,7 +15,9 @@ from rich.table import Table
 
 from fraudstream.config import Settings
 
-app = typer.Typer(help="Real-time card-fraud detection on Kafka, CatBoost and PostgreSQL.", no_args_is_help=True)
+app = typer.Typer(
+    help="Real-time card-fraud detection on Kafka, CatBoost and PostgreSQL.", no_args_is_help=True
+)
 console = Console(stderr=True)
 
 
@@ -89,7 +91,9 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] =
 def _print_status(report: dict) -> None:
     table = Table("component", "health", "detail")
     kafka, postgres = report["kafka"], report["postgres"]
-    table.add_row("kafka", _mark(kafka["healthy"]), kafka.get("error", f"{kafka.get('brokers', 0)} broker(s)"))
+    table.add_row(
+        "kafka", _mark(kafka["healthy"]), kafka.get("error", f"{kafka.get('brokers', 0)} broker(s)")
+    )
     for name, topic in kafka.get("topics", {}).items():
         table.add_row(f"  topic {name}", _mark(topic["ok"]), f"{topic['partitions']} partitions")
     for group, lag in kafka.get("consumer_lag", {}).items():
@@ -106,7 +110,9 @@ def _mark(ok: bool) -> str:
 @app.command()
 def send(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV in the input format")],
-    rate: Annotated[float | None, typer.Option(help="messages per second (default: as fast as possible)")] = None,
+    rate: Annotated[
+        float | None, typer.Option(help="messages per second (default: as fast as possible)")
+    ] = None,
 ) -> None:
     """Send each row of FILE to the transactions topic with a fresh transaction_id."""
     from fraudstream.producer import TransactionProducer
@@ -126,21 +132,31 @@ def send(
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
     )
 
 
 @app.command()
 def detector(
-    model: Annotated[Path | None, typer.Option(help="CatBoost .cbm or model dir [env FRAUDSTREAM_MODEL_PATH]")] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="CatBoost .cbm or model dir [env FRAUDSTREAM_MODEL_PATH]")
+    ] = None,
     threshold: Annotated[float | None, typer.Option(help="fraud_flag = score > threshold")] = None,
-    instance: Annotated[str | None, typer.Option(help="unique per running detector (default: hostname)")] = None,
+    instance: Annotated[
+        str | None, typer.Option(help="unique per running detector (default: hostname)")
+    ] = None,
     metrics_port: Annotated[int | None, typer.Option(help="port of /metrics and /healthz (0 = any)")] = None,
 ) -> None:
     """Score the transactions topic into the scoring topic (exactly once)."""
     from fraudstream.services import run_detector
 
-    run_detector(_settings(model_path=model, threshold=threshold), instance=instance, metrics_port=metrics_port)
+    run_detector(
+        _settings(model_path=model, threshold=threshold), instance=instance, metrics_port=metrics_port
+    )
 
 
 @app.command()
@@ -162,7 +178,9 @@ def ui() -> None:
 
 
 @app.command()
-def run(keep_infra: Annotated[bool, typer.Option(help="leave Kafka and PostgreSQL running on exit")] = False) -> None:
+def run(
+    keep_infra: Annotated[bool, typer.Option(help="leave Kafka and PostgreSQL running on exit")] = False,
+) -> None:
     """Start everything (infrastructure, detector, sink, UI) and stop it all on Ctrl-C."""
     from fraudstream.infra.process import InfraError
     from fraudstream.supervisor import run_system
@@ -175,7 +193,9 @@ def run(keep_infra: Annotated[bool, typer.Option(help="leave Kafka and PostgreSQ
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="labelled CSV(.gz) with `target`")],
+    data: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="labelled CSV(.gz) with `target`")
+    ],
     out: Annotated[Path, typer.Option(help="model directory to write")] = Path("artifacts/model"),
 ) -> None:
     """Train the CatBoost model on time-ordered data, validating on the latest part of the period."""

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 import pandas as pd
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -24,10 +25,16 @@ from fraudstream.config import Settings
 from fraudstream.features import FeatureEngine
 from fraudstream.infra.topics import state_topic
 from fraudstream.logs import fields
-from fraudstream.messages import BadMessage, TransactionMessage, dead_letter_headers, decode_transaction, encoder
+from fraudstream.messages import (
+    BadMessage,
+    TransactionMessage,
+    dead_letter_headers,
+    decode_transaction,
+    encoder,
+)
 from fraudstream.model import FraudModel
 from fraudstream.producer import producer_config
-from fraudstream.schema import INPUT_COLUMNS, coerce, customer_ids
+from fraudstream.schema import INPUT_COLUMNS, coerce
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -70,7 +77,9 @@ class Detector:
                 self.readiness.detail = f"retrying after: {error}"
                 delay = RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)]
                 failures += 1
-                logger.warning("kafka failure, restarting clients", extra=fields(error=str(error), retry_in_s=delay))
+                logger.warning(
+                    "kafka failure, restarting clients", extra=fields(error=str(error), retry_in_s=delay)
+                )
                 self._stop.wait(delay)
 
     def _run_session(self) -> None:
@@ -85,7 +94,9 @@ class Detector:
         logger.info("detector started", extra=fields(instance=self.instance, model=self.model.version))
         try:
             while not self._stop.is_set():
-                messages = consumer.consume(self.settings.batch_max_messages, self.settings.batch_timeout_ms / 1000)
+                messages = consumer.consume(
+                    self.settings.batch_max_messages, self.settings.batch_timeout_ms / 1000
+                )
                 if messages:
                     self._process(messages, consumer, producer)
                 elif self.readiness.assigned_partitions:
@@ -131,7 +142,8 @@ class Detector:
     def _score(self, messages: list[Message], transactions: list[TransactionMessage]) -> Scored:
         if not transactions:
             return Scored([], [])
-        frame = coerce(pd.DataFrame([_row(tx) for tx in transactions], columns=list(INPUT_COLUMNS)))
+        rows = [msgspec.structs.astuple(tx.data) for tx in transactions]
+        frame = coerce(pd.DataFrame.from_records(rows, columns=list(INPUT_COLUMNS)))
         features = self.engine.transform(frame)
         scores = self.model.predict(features)
         flags = (scores > self.settings.threshold).astype(int)
@@ -145,16 +157,20 @@ class Detector:
                     "reasons": why,
                     "model_version": self.model.version,
                     "produced_at": message.timestamp()[1],
-                    **({"transaction": _row(tx)} if flag else {}),
+                    **({"transaction": tx.data} if flag else {}),
                 }
             )
-            for message, tx, score, flag, why in zip(messages, transactions, scores, flags, reasons, strict=True)
+            for message, tx, score, flag, why in zip(
+                messages, transactions, scores, flags, reasons, strict=True
+            )
         ]
         return Scored([message.key() for message in messages], values)
 
     def _write_state(self, producer: Producer, records: list[tuple[Message, TransactionMessage]]) -> None:
         """Write the changed customers' state to the changelog partition of their input partition."""
-        partition_of = {message.key().decode(): message.partition() for message, _ in records if message.key()}
+        partition_of = {
+            message.key().decode(): message.partition() for message, _ in records if message.key()
+        }
         touched = self.engine.touched_customers()
         for customer, state in self.engine.export_state(touched).items():
             partition = partition_of.get(customer)
@@ -217,7 +233,9 @@ class Detector:
         }
 
 
-def read_changelog(settings: Settings, partitions: list[int], timeout: float = 30.0) -> dict[str, bytes | None]:
+def read_changelog(
+    settings: Settings, partitions: list[int], timeout: float = 30.0
+) -> dict[str, bytes | None]:
     """The latest committed state per customer in the given changelog partitions (None = deleted)."""
     if not partitions:
         return {}
@@ -252,11 +270,6 @@ def read_changelog(settings: Settings, partitions: list[int], timeout: float = 3
         return states
     finally:
         reader.close()
-
-
-def _row(tx: TransactionMessage) -> dict[str, object]:
-    data = tx.data
-    return {column: getattr(data, column) for column in INPUT_COLUMNS}
 
 
 def _drop_bad_times(

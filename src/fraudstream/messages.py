@@ -82,27 +82,24 @@ class BadMessage(ValueError):
         self.reason = reason
 
 
-def decode_transaction(value: bytes | None) -> TransactionMessage:
+def _decode(decoder: msgspec.json.Decoder, value: bytes | None) -> object:
     if value is None:
         raise BadMessage("empty message (null value)")
     if len(value) > MAX_MESSAGE_BYTES:
         raise BadMessage(f"message too large: {len(value)} bytes > {MAX_MESSAGE_BYTES}")
     try:
-        return transaction_decoder.decode(value)
+        return decoder.decode(value)
     except msgspec.DecodeError as error:
         raise BadMessage(str(error)) from error
+
+
+def decode_transaction(value: bytes | None) -> TransactionMessage:
+    return _decode(transaction_decoder, value)
 
 
 def decode_score(value: bytes | None) -> ScoreMessage:
-    """A score message, also in the seed's list-of-one-record form (``DataFrame.to_json(orient='records')``)."""
-    if value is None:
-        raise BadMessage("empty message (null value)")
-    if len(value) > MAX_MESSAGE_BYTES:
-        raise BadMessage(f"message too large: {len(value)} bytes > {MAX_MESSAGE_BYTES}")
-    try:
-        decoded = score_decoder.decode(value)
-    except msgspec.DecodeError as error:
-        raise BadMessage(str(error)) from error
+    """A score message, also in the seed's list-of-one-record form (``to_json(orient='records')``)."""
+    decoded = _decode(score_decoder, value)
     if isinstance(decoded, list):
         if len(decoded) != 1:
             raise BadMessage(f"a list of {len(decoded)} score records; expected one")

@@ -56,7 +56,9 @@ class TransactionProducer:
         self._producer = Producer(producer_config(settings))
         self._failures: list[str] = []
 
-    def send(self, frame: pd.DataFrame, rate: float | None = None, progress: Progress | None = None) -> SendReport:
+    def send(
+        self, frame: pd.DataFrame, rate: float | None = None, progress: Progress | None = None
+    ) -> SendReport:
         """Send every row of ``frame`` (input format, validated before anything is sent).
 
         ``rate`` caps the messages per second; ``progress(done, total)`` is called as rows go out.
@@ -92,7 +94,9 @@ class TransactionProducer:
     def _produce(self, key: bytes, value: bytes) -> None:
         while True:
             try:
-                self._producer.produce(self.settings.topic_transactions, value, key, on_delivery=self._delivered)
+                self._producer.produce(
+                    self.settings.topic_transactions, value, key, on_delivery=self._delivered
+                )
                 break
             except BufferError:
                 self._producer.poll(0.05)

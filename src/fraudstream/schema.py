@@ -108,4 +108,6 @@ def customer_ids(frame: pd.DataFrame) -> np.ndarray:
         + "\x1f"
         + frame["post_code"].astype("str")
     )
-    return np.array([hashlib.blake2b(key.encode(), digest_size=8).hexdigest() for key in joined], dtype=object)
+    return np.array(
+        [hashlib.blake2b(key.encode(), digest_size=8).hexdigest() for key in joined], dtype=object
+    )

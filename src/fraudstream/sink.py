@@ -94,7 +94,9 @@ class Sink:
             max_poll_records=self.max_records,
             **_aiokafka_connection(self.settings),
         )
-        producer = AIOKafkaProducer(acks="all", enable_idempotence=True, **_aiokafka_connection(self.settings))
+        producer = AIOKafkaProducer(
+            acks="all", enable_idempotence=True, **_aiokafka_connection(self.settings)
+        )
         pool = await self._connect_postgres()
         await _retry_forever(consumer.start, "kafka consumer start", self._stop)
         await _retry_forever(producer.start, "kafka producer start", self._stop)
@@ -137,8 +139,12 @@ class Sink:
         sends = []
         for record, reason in dead:
             headers = dead_letter_headers(reason, record.topic, record.partition, record.offset)
-            logger.warning("dead letter", extra=fields(reason=reason, partition=record.partition, offset=record.offset))
-            sends.append(await producer.send(self.settings.dlq_scoring, record.value, record.key, headers=headers))
+            logger.warning(
+                "dead letter", extra=fields(reason=reason, partition=record.partition, offset=record.offset)
+            )
+            sends.append(
+                await producer.send(self.settings.dlq_scoring, record.value, record.key, headers=headers)
+            )
         if sends:
             await asyncio.gather(*sends)
 
@@ -155,7 +161,7 @@ async def _retry_forever(action, what: str, stop: asyncio.Event, metrics: Servic
     while True:
         try:
             return await action()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError, asyncio.TimeoutError) as error:
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
             if stop.is_set():
                 raise
             if metrics is not None:

@@ -77,7 +77,7 @@ async def postgres_status(settings: Settings, timeout: float) -> dict[str, Any]:
     where = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
     try:
         connection = await asyncpg.connect(settings.pg_dsn, timeout=timeout)
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         return {"healthy": False, "database": where, "error": str(error) or repr(error)}
     try:
         rows = await connection.fetchval("SELECT count(*) FROM fraud_scores")

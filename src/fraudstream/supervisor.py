@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import orjson
 from rich.console import Console
 
 from fraudstream.config import Settings
+from fraudstream.infra.process import free_port, wait_until
 from fraudstream.infra.stack import LocalStack
 
 SERVICES = ("detector", "sink", "ui")
@@ -26,6 +31,70 @@ class Child:
 
 def start_service(name: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "fraudstream", name], start_new_session=True)
+
+
+class ServiceProcess:
+    """`fraudstream <name>` as a child process with its own metrics/health port and output file."""
+
+    def __init__(self, name: str, settings: Settings, *args: str, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        self.args = args
+        self.env = env or {}
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.output = Path(settings.log_dir) / f"{name}-{self.port}.out"
+
+    def start(self) -> None:
+        self.output.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable,
+            "-m",
+            "fraudstream",
+            self.name,
+            "--metrics-port",
+            str(self.port),
+            *self.args,
+        ]
+        with self.output.open("ab") as out:
+            self.process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.settings.environment(), **self.env},
+            )
+
+    def health(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as reply:
+                return orjson.loads(reply.read())
+        except (OSError, ValueError):
+            return None
+
+    def ready(self) -> bool:
+        return (self.health() or {}).get("ready") is True
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        wait_until(self.ready, timeout, f"{self.name}", self.output)
+
+    def kill(self) -> None:
+        """kill -9: no chance to clean up."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.output.exists():
+            return ""
+        return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
 
 
 def run_system(settings: Settings, console: Console, keep_infra: bool = False) -> None:
@@ -71,7 +140,9 @@ def _restart_exited(children: list[Child], console: Console) -> None:
     for child in children:
         code = child.process.poll()
         if code is not None:
-            console.print(f"[yellow]{child.name} exited with {code}; restarting in {RESTART_DELAY_S:.0f} s[/]")
+            console.print(
+                f"[yellow]{child.name} exited with {code}; restarting in {RESTART_DELAY_S:.0f} s[/]"
+            )
             time.sleep(RESTART_DELAY_S)
             child.process = start_service(child.name)
             child.restarts += 1

@@ -34,8 +34,12 @@ class ServiceMetrics:
 
     def __post_init__(self) -> None:
         labels = ["service"]
-        self.messages_in = Counter("fraudstream_messages_in", "messages consumed", labels).labels(self.service)
-        self.messages_out = Counter("fraudstream_messages_out", "results written", labels).labels(self.service)
+        self.messages_in = Counter("fraudstream_messages_in", "messages consumed", labels).labels(
+            self.service
+        )
+        self.messages_out = Counter("fraudstream_messages_out", "results written", labels).labels(
+            self.service
+        )
         self.dead_letters = Counter("fraudstream_dead_letters", "messages sent to a DLQ", labels).labels(
             self.service
         )
@@ -46,7 +50,9 @@ class ServiceMetrics:
         self.batch_seconds = Histogram(
             "fraudstream_batch_seconds", "processing time of a batch", labels, buckets=LATENCY_BUCKETS
         ).labels(self.service)
-        self.consumer_lag = Gauge("fraudstream_consumer_lag", "messages behind the end", ["service", "partition"])
+        self.consumer_lag = Gauge(
+            "fraudstream_consumer_lag", "messages behind the end", ["service", "partition"]
+        )
         self.model_info = Gauge("fraudstream_model_info", "the model being served", ["service", "version"])
 
 

@@ -11,12 +11,12 @@ import uuid
 import numpy as np
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
+from fraudstream.model import FraudModel
+from fraudstream.scoring import score_frame
 
 from fraudstream.config import Settings
-from fraudstream.model import FraudModel
 from fraudstream.producer import TransactionProducer
 from fraudstream.schema import read_csv
-from fraudstream.scoring import score_frame
 from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,9 @@ def test_new_small_lands_in_postgres_with_the_offline_scores(stack_settings, ser
     frame = with_fresh_customers(read_csv(new_small), "e2e")
 
     report = TransactionProducer(stack_settings).send(frame)
-    wait_for(lambda: count_rows(stack_settings, report.transaction_ids) == 90, 60, "90 rows", *services.values())
+    wait_for(
+        lambda: count_rows(stack_settings, report.transaction_ids) == 90, 60, "90 rows", *services.values()
+    )
 
     stored = fetch_scores(stack_settings, report.transaction_ids).loc[report.transaction_ids]
     offline = score_frame(frame, FraudModel.load(stack_settings.model_path), stack_settings.threshold)
@@ -100,7 +102,8 @@ def _end_offsets(settings: Settings, topic: str) -> list[int]:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-offsets"})
     try:
         return [
-            consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in range(settings.topic_partitions)
+            consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
+            for p in range(settings.topic_partitions)
         ]
     finally:
         consumer.close()

@@ -70,7 +70,9 @@ class KafkaServer:
             text=True,
         )  # fmt: skip
         if result.returncode != 0:
-            raise InfraError(f"Maven could not resolve Kafka:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+            raise InfraError(
+                f"Maven could not resolve Kafka:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+            )
         stamp.write_text(digest)
 
     def start(self, timeout: float = 90.0) -> None:

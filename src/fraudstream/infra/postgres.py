@@ -60,9 +60,13 @@ class PostgresServer:
             self._init_cluster()
             logger.info("starting PostgreSQL on %s:%s", self.host, self.port)
             options = f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories=''"
-            result = self._pg_ctl("start", "-w", "-t", str(int(timeout)), "-l", str(self.log_file), "-o", options)
+            result = self._pg_ctl(
+                "start", "-w", "-t", str(int(timeout)), "-l", str(self.log_file), "-o", options
+            )
             if result.returncode != 0:
-                raise InfraError(f"PostgreSQL did not start: {result.stdout}{result.stderr}\nsee {self.log_file}")
+                raise InfraError(
+                    f"PostgreSQL did not start: {result.stdout}{result.stderr}\nsee {self.log_file}"
+                )
         wait_until(lambda: port_in_use(self.host, self.port), timeout, "PostgreSQL", self.log_file)
 
     def stop(self) -> None:

@@ -51,7 +51,15 @@ def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=settings.topic_replication_factor, config=s.config) for s in missing],
+        [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=settings.topic_replication_factor,
+                config=s.config,
+            )
+            for s in missing
+        ],
         operation_timeout=timeout,
     )
     created = []
