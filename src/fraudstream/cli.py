@@ -224,3 +224,42 @@ def score(
     except InputFormatError as error:
         raise _fail(str(error)) from error
     console.print_json(data=report)
+
+
+@app.command()
+def bench(
+    rows: Annotated[int, typer.Option(help="transactions for the throughput stages")] = 200_000,
+    rate: Annotated[float, typer.Option(help="offered rate of the latency stage, tx/s")] = 1000.0,
+    seconds: Annotated[float, typer.Option(help="duration of the latency stage")] = 30.0,
+    baseline_rows: Annotated[int, typer.Option(help="messages for the per-message baseline")] = 2000,
+    detectors: Annotated[int, typer.Option(help="detector processes in the consumer group")] = 1,
+    repeat: Annotated[int, typer.Option(help="runs; figures are the medians")] = 1,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+) -> None:
+    """Measure throughput (end to end and per stage), latency, and the ratio to a per-message baseline."""
+    from fraudstream.bench import BenchPlan, medians, run
+
+    logging.basicConfig(level=logging.WARNING)
+    plan = BenchPlan(rows, rate, seconds, baseline_rows, detectors)
+    runs = []
+    for number in range(1, repeat + 1):
+        with console.status(f"run {number}/{repeat}") as status:
+            runs.append(
+                run(Settings(), plan, say=lambda message, n=number: status.update(f"run {n}: {message}"))
+            )
+    result = medians(runs) if repeat > 1 else runs[0]
+    _print_bench(result)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2))
+
+
+def _print_bench(result: dict) -> None:
+    table = Table("figure", "value")
+    for key in ("e2e_tps", "detector_tps", "sink_tps", "baseline_tps", "ratio_vs_baseline"):
+        table.add_row(key, f"{result[key]:,.1f}")
+    for key, value in result["latency_ms"].items():
+        table.add_row(f"latency {key} (ms)", f"{value:,.1f}")
+    table.add_row("rows", f"{result['rows']:,}")
+    table.add_row("detectors", str(result["detectors"]))
+    Console().print(table)

@@ -6,7 +6,6 @@ the same names in local mode and in docker-compose. The defaults are the local m
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -50,7 +49,7 @@ class Settings(BaseSettings):
 
     # Detector micro-batches
     batch_max_messages: int = Field(5000, ge=1)
-    batch_timeout_ms: int = Field(50, ge=1, description="longest wait to fill a batch")
+    batch_timeout_ms: int = Field(25, ge=1, description="longest wait to fill a batch")
 
     # Local mode
     data_dir: Path = Field(Path(".data"), description="Kafka and PostgreSQL data of `fraudstream up`")
@@ -60,19 +59,30 @@ class Settings(BaseSettings):
     detector_metrics_port: int = 9101
     sink_metrics_port: int = 9102
 
-    @cached_property
+    @property
     def pg_dsn(self) -> str:
         return (
             f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
         )
 
-    @cached_property
+    @property
     def dlq_transactions(self) -> str:
         return f"{self.topic_transactions}.dlq"
 
-    @cached_property
+    @property
     def dlq_scoring(self) -> str:
         return f"{self.topic_scoring}.dlq"
+
+    def scoped(self, prefix: str) -> Settings:
+        """A copy with topics and consumer groups of its own, for benchmarks and tests on a shared broker."""
+        return self.model_copy(
+            update={
+                "topic_transactions": f"{prefix}.transactions",
+                "topic_scoring": f"{prefix}.scoring",
+                "detector_group": f"{prefix}-detector",
+                "sink_group": f"{prefix}-sink",
+            }
+        )
 
     def environment(self) -> dict[str, str]:
         """These settings as the environment variables that reproduce them in another process."""

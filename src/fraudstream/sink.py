@@ -80,6 +80,7 @@ class Sink:
         self.metrics = ServiceMetrics("sink")
         self.readiness = Readiness()
         self._stop = asyncio.Event()
+        self._committed: dict[TopicPartition, int] = {}
 
     def stop(self) -> None:
         self._stop.set()
@@ -92,6 +93,7 @@ class Sink:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=self.max_records,
+            fetch_max_wait_ms=20,
             **_aiokafka_connection(self.settings),
         )
         producer = AIOKafkaProducer(
@@ -108,6 +110,7 @@ class Sink:
                 if records:
                     await self._handle(records, consumer, producer, pool)
                 else:
+                    await self._commit_idle_positions(consumer)
                     self.readiness.batch_done()
         finally:
             await consumer.stop()
@@ -128,12 +131,21 @@ class Sink:
         await self._dead_letters(producer, batch.dead)
         offsets = {tp: batch_records[-1].offset + 1 for tp, batch_records in records.items()}
         await _retry_forever(lambda: consumer.commit(offsets), "kafka commit", self._stop, self.metrics)
+        self._committed.update(offsets)
         self.metrics.messages_in.inc(len(flat))
         self.metrics.messages_out.inc(len(batch.rows))
         self.metrics.dead_letters.inc(len(batch.dead))
         self.metrics.batch_size.observe(len(flat))
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.readiness.batch_done()
+
+    async def _commit_idle_positions(self, consumer: AIOKafkaConsumer) -> None:
+        """Commit positions that moved past transaction markers only, so the lag reads 0 when idle."""
+        positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+        moved = {tp: offset for tp, offset in positions.items() if self._committed.get(tp) != offset}
+        if moved:
+            await _retry_forever(lambda: consumer.commit(moved), "kafka commit", self._stop, self.metrics)
+            self._committed.update(moved)
 
     async def _dead_letters(self, producer: AIOKafkaProducer, dead: list[tuple[ConsumerRecord, str]]) -> None:
         sends = []

@@ -1,0 +1,286 @@
+"""`fraudstream bench`: throughput and latency of the real pipeline, against a per-message baseline.
+
+Every stage runs on topics and consumer groups of its own, so stages neither see each other's data nor
+the system's; the rows they write to fraud_scores are deleted at the end. Stages:
+
+- detector alone: N transactions wait in a topic; detector processes are started and timed from their
+  first committed batch to their last (start-up excluded);
+- sink alone: the same on the detector stage's score messages, up to committed rows;
+- end to end: services running, N transactions produced as fast as possible, timed until the last row
+  is committed in PostgreSQL;
+- latency: a fixed offered rate; produce-to-committed time of each row from its Kafka timestamp;
+- baseline: the seed's detector in this process (one message, one DataFrame, predict twice, flush
+  each) over the first messages of the same input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+import pandas as pd
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from fraudstream.config import Settings
+from fraudstream.features import FeatureEngine
+from fraudstream.infra.stack import LocalStack
+from fraudstream.infra.topics import ensure_topics, topic_specs
+from fraudstream.loadgen import transactions
+from fraudstream.model import FraudModel
+from fraudstream.producer import TransactionProducer
+from fraudstream.schema import coerce
+from fraudstream.supervisor import ServiceProcess
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BenchPlan:
+    rows: int = 200_000
+    latency_rate: float = 1000.0
+    latency_seconds: float = 30.0
+    baseline_rows: int = 2000
+    detectors: int = 1
+    timeout_s: float = 600.0
+
+
+def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
+    """One full benchmark run; numbers only in the result (rates in rows/s, latencies in ms)."""
+    LocalStack.from_settings(settings).up()
+    bench = _Bench(settings, plan, say)
+    try:
+        detector_tps, sink_tps = bench.stages_alone()
+        e2e_tps = bench.end_to_end()
+        latency = bench.latency()
+        baseline_tps = bench.baseline()
+    finally:
+        bench.clean_up()
+    return {
+        "rows": plan.rows,
+        "detectors": plan.detectors,
+        "e2e_tps": round(e2e_tps, 1),
+        "detector_tps": round(detector_tps, 1),
+        "sink_tps": round(sink_tps, 1),
+        "baseline_tps": round(baseline_tps, 1),
+        "ratio_vs_baseline": round(e2e_tps / baseline_tps, 1),
+        "latency_ms": latency,
+    }
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over ``runs``, with the runs themselves under ``runs``."""
+    result: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, dict):
+            result[key] = {k: statistics.median(run[key][k] for run in runs) for k in value}
+        else:
+            result[key] = statistics.median(run[key] for run in runs)
+    result["ratio_vs_baseline"] = round(result["e2e_tps"] / result["baseline_tps"], 1)
+    return {**result, "runs": runs}
+
+
+class _Bench:
+    def __init__(self, settings: Settings, plan: BenchPlan, say: Say) -> None:
+        self.settings = settings
+        self.plan = plan
+        self.say = say
+        self.run_id = uuid.uuid4().hex[:8]
+        self.stages: list[Settings] = []
+        self.transaction_ids: list[str] = []
+        self.admin = AdminClient(settings.kafka_client_config())
+        self.reader = Consumer({**settings.kafka_client_config(), "group.id": f"bench-{self.run_id}-reader"})
+
+    def stage(self, name: str) -> Settings:
+        stage = self.settings.scoped(f"bench-{self.run_id}-{name}").model_copy(
+            update={"log_dir": self.settings.log_dir / "bench"}
+        )
+        ensure_topics(stage)
+        self.stages.append(stage)
+        return stage
+
+    def produce(self, stage: Settings, rows: int, seed: int, rate: float | None = None) -> float:
+        frame = transactions(rows, seed=seed)
+        report = TransactionProducer(stage).send(frame, rate=rate)
+        self.transaction_ids.extend(report.transaction_ids)
+        return report.seconds
+
+    def stages_alone(self) -> tuple[float, float]:
+        stage = self.stage("alone")
+        self.say(f"detector alone: producing {self.plan.rows:,} transactions")
+        self.produce(stage, self.plan.rows, seed=1)
+        with self.services(stage, "detector"):
+            detector_tps = self.drain(stage.detector_group, stage.topic_transactions, "detector")
+        with self.services(stage, "sink"):
+            sink_tps = self.drain(stage.sink_group, stage.topic_scoring, "sink")
+        return detector_tps, sink_tps * self.plan.rows / self.end_offset(stage.topic_scoring)
+
+    def end_to_end(self) -> float:
+        stage = self.stage("e2e")
+        with self.services(stage, "detector", "sink"):
+            self.say(f"end to end: {self.plan.rows:,} transactions as fast as possible")
+            started = time.perf_counter()
+            self.produce(stage, self.plan.rows, seed=2)
+            self.wait_scored(stage)
+            return self.plan.rows / (time.perf_counter() - started)
+
+    def latency(self) -> dict[str, float]:
+        stage = self.stage("latency")
+        rows = int(self.plan.latency_rate * self.plan.latency_seconds)
+        with self.services(stage, "detector", "sink"):
+            self.say(f"latency: {self.plan.latency_rate:,.0f} tx/s for {self.plan.latency_seconds:.0f} s")
+            first = len(self.transaction_ids)
+            self.produce(stage, rows, seed=3, rate=self.plan.latency_rate)
+            self.wait_scored(stage, rows)
+        return asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
+
+    def baseline(self) -> float:
+        """The seed's detector: per message a DataFrame, features, predict twice, produce and flush."""
+        source = self.stages[0]
+        rows = self.plan.baseline_rows
+        self.say(f"baseline: the seed's per-message detector on {rows:,} messages")
+        model = FraudModel.load(self.settings.model_path)
+        engine = FeatureEngine()
+        consumer = Consumer(
+            {
+                **self.settings.kafka_client_config(),
+                "group.id": f"bench-{self.run_id}-baseline",
+                "auto.offset.reset": "earliest",
+            }
+        )
+        consumer.subscribe([source.topic_transactions])
+        producer = Producer(self.settings.kafka_client_config())
+        done, started = 0, None
+        try:
+            while done < rows:
+                message = consumer.poll(1.0)
+                if message is None or message.error():
+                    continue
+                started = started or time.perf_counter()
+                data = orjson.loads(message.value())
+                features = engine.transform(coerce(pd.DataFrame([data["data"]])))
+                score = model.predict(features)[0]
+                flag = int(model.predict(features)[0] > self.settings.threshold)
+                value = orjson.dumps(
+                    [{"score": score, "fraud_flag": flag, "transaction_id": data["transaction_id"]}]
+                )
+                producer.produce(f"bench-{self.run_id}-baseline.scoring", value)
+                producer.flush()
+                done += 1
+        finally:
+            consumer.close()
+        return rows / (time.perf_counter() - started)
+
+    @contextmanager
+    def services(self, stage: Settings, *names: str) -> Iterator[list[ServiceProcess]]:
+        running = []
+        for name in names:
+            copies = self.plan.detectors if name == "detector" else 1
+            for index in range(copies):
+                args = ("--instance", f"bench-{self.run_id}-{index}") if name == "detector" else ()
+                running.append(ServiceProcess(name, stage, *args))
+        try:
+            for service in running:
+                service.start()
+            for service in running:
+                service.wait_ready(120)
+            yield running
+        finally:
+            for service in running:
+                service.stop()
+
+    def drain(self, group: str, topic: str, what: str) -> float:
+        """Offsets per second from the group's first committed batch to the end of ``topic``.
+
+        Start-up is excluded. Offsets of the scoring topic include transaction markers; the sink
+        stage's rate is scaled back to rows by the caller.
+        """
+        target = self.end_offset(topic)
+        first_time, first_count = None, 0
+        deadline = time.monotonic() + self.plan.timeout_s
+        while time.monotonic() < deadline:
+            committed = self.committed(group, topic)
+            now = time.perf_counter()
+            if committed > 0 and first_time is None:
+                first_time, first_count = now, committed
+            if committed >= target:
+                self.say(f"{what}: {committed:,} offsets")
+                return (committed - first_count) / (now - first_time)
+            time.sleep(0.05)
+        raise TimeoutError(f"{what} did not reach offset {target} of {topic} in {self.plan.timeout_s:.0f} s")
+
+    def wait_scored(self, stage: Settings, rows: int | None = None) -> None:
+        """Until the detector has taken every transaction and the sink has committed every score."""
+        rows = self.plan.rows if rows is None else rows
+        deadline = time.monotonic() + self.plan.timeout_s
+        while time.monotonic() < deadline:
+            detected = self.committed(stage.detector_group, stage.topic_transactions) >= rows
+            if detected and self.committed(stage.sink_group, stage.topic_scoring) >= self.end_offset(
+                stage.topic_scoring
+            ):
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"{rows} rows not scored and stored in {self.plan.timeout_s:.0f} s")
+
+    def end_offset(self, topic: str) -> int:
+        partitions = self.admin.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(self.reader.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in partitions)
+
+    def committed(self, group: str, topic: str) -> int:
+        futures = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+        partitions = futures[group].result().topic_partitions
+        return sum(max(tp.offset, 0) for tp in partitions if tp.topic == topic)
+
+    def clean_up(self) -> None:
+        """Delete the bench's topics and its rows in fraud_scores."""
+        topics = [spec.name for stage in self.stages for spec in topic_specs(stage)]
+        topics.append(f"bench-{self.run_id}-baseline.scoring")
+        existing = self.admin.list_topics(timeout=10).topics
+        doomed = [topic for topic in topics if topic in existing]
+        if doomed:
+            for future in self.admin.delete_topics(doomed, operation_timeout=30).values():
+                future.result()
+        asyncio.run(_delete_rows(self.settings, self.transaction_ids))
+        self.reader.close()
+
+
+async def _latencies(settings: Settings, transaction_ids: list[str]) -> dict[str, float]:
+    connection = await asyncpg.connect(settings.pg_dsn)
+    try:
+        row = await connection.fetchrow(
+            """
+            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
+                   max(ms) AS max
+            FROM (SELECT extract(epoch FROM scored_at - produced_at) * 1000 AS ms
+                  FROM fraud_scores WHERE transaction_id = ANY($1::uuid[])) AS latency
+            """,
+            transaction_ids,
+        )
+    finally:
+        await connection.close()
+    return {key: round(float(value), 1) for key, value in dict(row).items()}
+
+
+async def _delete_rows(settings: Settings, transaction_ids: list[str]) -> None:
+    connection = await asyncpg.connect(settings.pg_dsn)
+    try:
+        async with connection.transaction():
+            await connection.execute("CREATE TEMP TABLE bench_ids (transaction_id uuid) ON COMMIT DROP")
+            await connection.copy_records_to_table(
+                "bench_ids", records=[(uuid.UUID(t),) for t in transaction_ids], columns=["transaction_id"]
+            )
+            await connection.execute(
+                "DELETE FROM fraud_scores f USING bench_ids b WHERE f.transaction_id = b.transaction_id"
+            )
+    finally:
+        await connection.close()

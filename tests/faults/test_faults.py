@@ -1,0 +1,151 @@
+"""Nothing lost, nothing doubled: the pipeline under kill -9, broker and database restarts, bad input.
+
+Each test streams transactions through its own topics while a fault strikes, then checks that
+fraud_scores holds exactly one row per transaction and that the committed scoring topic
+(read_committed) holds exactly one score message per transaction.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from fraudstream.config import Settings
+from fraudstream.infra.stack import LocalStack
+from fraudstream.infra.topics import ensure_topics
+from fraudstream.loadgen import transactions
+from fraudstream.producer import TransactionProducer
+from fraudstream.supervisor import ServiceProcess
+from tests.helpers import count_rows, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.fault]
+
+ROWS = 50_000
+RATE = 5_000  # tx/s: the stream lasts ten seconds, long enough for five faults to strike it
+FAULTS = 5
+
+
+@pytest.fixture
+def scoped(stack_settings: Settings, request: pytest.FixtureRequest) -> Settings:
+    settings = stack_settings.scoped(f"fault-{request.node.name}-{uuid.uuid4().hex[:6]}")
+    ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def pipeline(scoped: Settings) -> Iterator[dict[str, ServiceProcess]]:
+    services = {
+        "detector": ServiceProcess("detector", scoped, "--instance", "fault-0"),
+        "sink": ServiceProcess("sink", scoped),
+    }
+    for service in services.values():
+        service.start()
+    for service in services.values():
+        service.wait_ready()
+    yield services
+    for service in services.values():
+        service.stop()
+
+
+def stream_while(settings: Settings, fault: Callable[[], None], seed: int) -> list[str]:
+    """Send ROWS transactions at RATE while ``fault`` runs; return their ids once all are acknowledged."""
+    frame = transactions(ROWS, seed=seed)
+    sent: dict[str, list[str]] = {}
+
+    def send() -> None:
+        sent["ids"] = TransactionProducer(settings).send(frame, rate=RATE).transaction_ids
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    fault()
+    sender.join()
+    return sent["ids"]
+
+
+def kill_and_restart(service: ServiceProcess) -> Callable[[], None]:
+    def fault() -> None:
+        rng = random.Random(7)
+        for _ in range(FAULTS):
+            time.sleep(rng.uniform(0.5, 2.0))
+            service.kill()
+            service.start()
+
+    return fault
+
+
+def assert_exactly_once(settings: Settings, ids: list[str], *services: ServiceProcess) -> None:
+    wait_for(lambda: count_rows(settings, ids) == len(ids), 180, f"{len(ids)} rows", *services)
+    messages = committed_score_ids(settings)
+    duplicates = {tid: n for tid, n in messages.items() if n > 1}
+    assert duplicates == {}
+    assert set(ids) <= set(messages)
+    assert count_rows(settings, ids) == ROWS
+
+
+def committed_score_ids(settings: Settings) -> Counter[str]:
+    """transaction_id -> number of committed score messages, reading the whole scoring topic."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"audit-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.subscribe([settings.topic_scoring])
+    seen: Counter[str] = Counter()
+    at_end: set[int] = set()
+    try:
+        while len(at_end) < settings.topic_partitions:
+            for message in consumer.consume(10_000, 5):
+                if message.error():
+                    at_end.add(message.partition())
+                else:
+                    at_end.discard(message.partition())
+                    seen[orjson.loads(message.value())["transaction_id"]] += 1
+    finally:
+        consumer.close()
+    return seen
+
+
+def test_detector_killed_five_times(scoped, pipeline):
+    ids = stream_while(scoped, kill_and_restart(pipeline["detector"]), seed=11)
+    assert_exactly_once(scoped, ids, *pipeline.values())
+
+
+def test_sink_killed_five_times(scoped, pipeline):
+    ids = stream_while(scoped, kill_and_restart(pipeline["sink"]), seed=12)
+    assert_exactly_once(scoped, ids, *pipeline.values())
+
+
+def test_kafka_broker_restarted(scoped, pipeline, stack: LocalStack):
+    def fault() -> None:
+        time.sleep(2)
+        stack.kafka.stop()
+        time.sleep(3)
+        stack.kafka.start()
+
+    ids = stream_while(scoped, fault, seed=13)
+    assert_exactly_once(scoped, ids, *pipeline.values())
+    assert all(service.process.poll() is None for service in pipeline.values()), "a service died"
+
+
+def test_postgres_restarted(scoped, pipeline, stack: LocalStack):
+    def fault() -> None:
+        time.sleep(2)
+        stack.postgres.kill()
+        time.sleep(3)
+        stack.postgres.start()
+
+    ids = stream_while(scoped, fault, seed=14)
+    assert_exactly_once(scoped, ids, *pipeline.values())
+    assert all(service.process.poll() is None for service in pipeline.values()), "a service died"
