@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer
 
 from fraudstream.config import Settings
 from fraudstream.infra.stack import LocalStack
