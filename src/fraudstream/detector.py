@@ -34,7 +34,7 @@ from fraudstream.messages import (
 )
 from fraudstream.model import FraudModel
 from fraudstream.producer import producer_config
-from fraudstream.schema import INPUT_COLUMNS, coerce
+from fraudstream.schema import INPUT_COLUMNS, coerce, customer_ids
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -44,10 +44,11 @@ RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
 
 @dataclass(frozen=True)
 class Scored:
-    """The score messages of one batch, keyed like their inputs."""
+    """The score messages of one batch, keyed like their inputs, and where each customer's state goes."""
 
-    keys: list[bytes]
+    keys: list[bytes | None]
     values: list[bytes]
+    partition_of_customer: dict[str, int]
 
 
 class Detector:
@@ -115,7 +116,7 @@ class Detector:
                 producer.produce(self.settings.topic_scoring, value, key)
             for message, reason in dead:
                 self._dead_letter(producer, message, reason)
-            self._write_state(producer, records)
+            self._write_state(producer, scored.partition_of_customer)
             producer.send_offsets_to_transaction(
                 _next_offsets(messages), consumer.consumer_group_metadata(), 30
             )
@@ -141,7 +142,7 @@ class Detector:
 
     def _score(self, messages: list[Message], transactions: list[TransactionMessage]) -> Scored:
         if not transactions:
-            return Scored([], [])
+            return Scored([], [], {})
         rows = [msgspec.structs.astuple(tx.data) for tx in transactions]
         frame = coerce(pd.DataFrame.from_records(rows, columns=list(INPUT_COLUMNS)))
         features = self.engine.transform(frame)
@@ -164,18 +165,20 @@ class Detector:
                 messages, transactions, scores, flags, reasons, strict=True
             )
         ]
-        return Scored([message.key() for message in messages], values)
+        partitions = dict(zip(customer_ids(frame), (m.partition() for m in messages), strict=True))
+        return Scored([message.key() for message in messages], values, partitions)
 
-    def _write_state(self, producer: Producer, records: list[tuple[Message, TransactionMessage]]) -> None:
-        """Write the changed customers' state to the changelog partition of their input partition."""
-        partition_of = {
-            message.key().decode(): message.partition() for message, _ in records if message.key()
-        }
+    def _write_state(self, producer: Producer, partition_of_customer: dict[str, int]) -> None:
+        """Write the changed customers' state to the changelog partition of their input partition,
+        where the detector that owns that partition after a rebalance restores it from."""
         touched = self.engine.touched_customers()
         for customer, state in self.engine.export_state(touched).items():
-            partition = partition_of.get(customer)
-            if partition is not None:
-                producer.produce(state_topic(self.settings), state, customer.encode(), partition=partition)
+            producer.produce(
+                state_topic(self.settings),
+                state,
+                customer.encode(),
+                partition=partition_of_customer[customer],
+            )
 
     def _dead_letter(self, producer: Producer, message: Message, reason: str) -> None:
         headers = dead_letter_headers(reason, message.topic(), message.partition(), message.offset())
