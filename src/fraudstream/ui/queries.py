@@ -1,0 +1,126 @@
+"""What the results view reads from PostgreSQL ``fraud_scores``: small parameterised queries.
+
+Each query is a coroutine taking a connection, so one connection serves a whole refresh of the view;
+``load_results`` opens it and turns any failure to reach the database into ``DatabaseUnavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+import pandas as pd
+
+from fraudstream.config import Settings
+
+CONNECT_TIMEOUT_S = 3.0
+RECENT_FRAUDS = 10
+HISTOGRAM_ROWS = 100
+THROUGHPUT_BUCKET_S = 10
+THROUGHPUT_WINDOW_S = 10 * 60
+
+FRAUD_COLUMNS = ["scored_at", "transaction_id", "score", "model_version", "reasons", "transaction"]
+
+
+class DatabaseUnavailable(RuntimeError):
+    """PostgreSQL could not be reached or queried; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Totals:
+    scored: int
+    flagged: int
+
+    @property
+    def flag_rate(self) -> float:
+        return self.flagged / self.scored if self.scored else 0.0
+
+
+@dataclass(frozen=True)
+class Results:
+    totals: Totals
+    frauds: pd.DataFrame
+    scores: pd.Series
+    throughput: pd.DataFrame
+
+
+async def recent_frauds(connection: asyncpg.Connection, limit: int = RECENT_FRAUDS) -> pd.DataFrame:
+    """The ``limit`` most recently scored flagged transactions, newest first, with reasons and input."""
+    rows = await connection.fetch(
+        "SELECT scored_at, transaction_id::text AS transaction_id, score, model_version, reasons, transaction"
+        " FROM fraud_scores WHERE fraud_flag = 1 ORDER BY scored_at DESC LIMIT $1",
+        limit,
+    )
+    return pd.DataFrame([dict(row) for row in rows], columns=FRAUD_COLUMNS)
+
+
+async def recent_scores(connection: asyncpg.Connection, limit: int = HISTOGRAM_ROWS) -> pd.Series:
+    """Scores of the ``limit`` most recently scored transactions."""
+    rows = await connection.fetch("SELECT score FROM fraud_scores ORDER BY scored_at DESC LIMIT $1", limit)
+    return pd.Series([row["score"] for row in rows], name="score", dtype="float64")
+
+
+async def totals(connection: asyncpg.Connection) -> Totals:
+    row = await connection.fetchrow(
+        "SELECT count(*) AS scored, count(*) FILTER (WHERE fraud_flag = 1) AS flagged FROM fraud_scores"
+    )
+    return Totals(scored=row["scored"], flagged=row["flagged"])
+
+
+async def throughput(
+    connection: asyncpg.Connection, bucket_s: int = THROUGHPUT_BUCKET_S, window_s: int = THROUGHPUT_WINDOW_S
+) -> pd.DataFrame:
+    """Rows scored per ``bucket_s`` seconds over the last ``window_s`` seconds, empty buckets included."""
+    rows = await connection.fetch(
+        """
+        WITH step AS (SELECT $1::float8 AS seconds, make_interval(secs => $1::float8) AS width),
+        buckets AS (
+            SELECT generate_series(
+                to_timestamp(floor((extract(epoch FROM now())::float8 - $2::float8) / seconds) * seconds),
+                now(),
+                width
+            ) AS bucket, width
+            FROM step
+        )
+        SELECT bucket, count(f.transaction_id) AS rows
+        FROM buckets LEFT JOIN fraud_scores f ON f.scored_at >= bucket AND f.scored_at < bucket + width
+        GROUP BY bucket ORDER BY bucket
+        """,
+        bucket_s,
+        window_s,
+    )
+    return pd.DataFrame([dict(row) for row in rows], columns=["bucket", "rows"])
+
+
+async def _connect(settings: Settings) -> asyncpg.Connection:
+    connection = await asyncpg.connect(settings.pg_dsn, timeout=CONNECT_TIMEOUT_S)
+    await connection.set_type_codec("jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog")
+    return connection
+
+
+async def _load(settings: Settings) -> Results:
+    connection = await _connect(settings)
+    try:
+        return Results(
+            totals=await totals(connection),
+            frauds=await recent_frauds(connection),
+            scores=await recent_scores(connection),
+            throughput=await throughput(connection),
+        )
+    finally:
+        await connection.close()
+
+
+def load_results(settings: Settings) -> Results:
+    """Everything the results view shows, read over one connection.
+
+    Raises DatabaseUnavailable when PostgreSQL is down, refuses the login, or lacks ``fraud_scores``.
+    """
+    try:
+        return asyncio.run(_load(settings))
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # TimeoutError is an OSError
+        where = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
+        reason = str(error) or repr(error)
+        raise DatabaseUnavailable(f"PostgreSQL at {where} is unavailable: {reason}") from error

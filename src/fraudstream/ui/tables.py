@@ -1,0 +1,45 @@
+"""The results view's tables, shaped from the frames of ``queries`` (the jsonb columns unpacked)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from fraudstream.schema import INPUT_COLUMNS
+
+INPUT_SUMMARY = {"amount": "amount", "merch": "merchant", "cat_id": "category", "us_state": "state"}
+
+
+def reasons_frame(reasons: list[dict[str, Any]] | None) -> pd.DataFrame:
+    """The stored reasons as (feature, contribution), largest contribution first."""
+    frame = pd.DataFrame(reasons or [], columns=["feature", "contribution"])
+    return frame.sort_values("contribution", ascending=False, ignore_index=True)
+
+
+def fraud_table(frauds: pd.DataFrame) -> pd.DataFrame:
+    """One line per flagged transaction: when, which, its score, a summary of its input, its top reason."""
+    inputs = pd.DataFrame([row or {} for row in frauds["transaction"]], columns=list(INPUT_SUMMARY))
+    top = [_top_reason(reasons) for reasons in frauds["reasons"]]
+    table = pd.DataFrame(
+        {
+            "scored at": frauds["scored_at"].to_numpy(),
+            "transaction id": frauds["transaction_id"].to_numpy(),
+            "score": frauds["score"].to_numpy(),
+        }
+    )
+    table = pd.concat([table, inputs.rename(columns=INPUT_SUMMARY)], axis=1)
+    table["top reason"] = top
+    return table
+
+
+def _top_reason(reasons: list[dict[str, Any]] | None) -> str | None:
+    ranked = reasons_frame(reasons)
+    return None if ranked.empty else ranked.at[0, "feature"]
+
+
+def input_fields(transaction: dict[str, Any] | None) -> pd.DataFrame:
+    """The stored input row as (field, value) in the input format's column order; empty if not stored."""
+    row = transaction or {}
+    fields = [column for column in INPUT_COLUMNS if column in row]
+    return pd.DataFrame({"field": fields, "value": [str(row[column]) for column in fields]})

@@ -1,0 +1,87 @@
+"""Uploaded CSV files: reading and validating them, and sending their rows to Kafka.
+
+A file is checked completely (size, header, value types) when it is uploaded, so a file that is not
+in the input format is refused before anything could be sent.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pandas as pd
+from confluent_kafka import KafkaException
+
+from fraudstream.config import Settings
+from fraudstream.producer import Progress, SendReport, TransactionProducer
+from fraudstream.schema import InputFormatError, coerce, missing_columns
+from fraudstream.ui.kafka_view import KafkaUnavailable, require_topic
+
+MAX_UPLOAD_MB = 100
+
+
+class Status(StrEnum):
+    UPLOADED = "uploaded"
+    REFUSED = "refused"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class SendFailed(RuntimeError):
+    """The rows could not be delivered to Kafka; the message says why."""
+
+
+@dataclass
+class Upload:
+    """One uploaded file as the upload view lists it; ``frame`` is None when the file was refused."""
+
+    name: str
+    frame: pd.DataFrame | None
+    status: Status
+    message: str = ""
+
+    @property
+    def rows(self) -> int | None:
+        return None if self.frame is None else len(self.frame)
+
+
+def read_upload(name: str, data: bytes) -> Upload:
+    """Parse and validate an uploaded CSV; a refused file carries the reason in ``message``."""
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        return _refused(name, f"{len(data) / 2**20:.0f} MB is over the {MAX_UPLOAD_MB} MB limit")
+    try:
+        header = pd.read_csv(io.BytesIO(data), nrows=0).columns
+        missing = missing_columns(header)
+        if missing:
+            return _refused(name, f"missing columns: {', '.join(missing)}")
+        frame = coerce(pd.read_csv(io.BytesIO(data)))
+    except InputFormatError as error:
+        return _refused(name, str(error))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        return _refused(name, f"not a readable CSV: {error}")
+    return Upload(name=name, frame=frame, status=Status.UPLOADED)
+
+
+def _refused(name: str, reason: str) -> Upload:
+    return Upload(name=name, frame=None, status=Status.REFUSED, message=f"{reason}; nothing will be sent")
+
+
+def send_upload(settings: Settings, frame: pd.DataFrame, progress: Progress) -> SendReport:
+    """Send every row with a fresh transaction id; raises SendFailed if Kafka is down or did not ack.
+
+    Kafka is checked first: the producer itself would wait for its full delivery timeout.
+    """
+    try:
+        require_topic(settings, settings.topic_transactions)
+        return TransactionProducer(settings).send(frame, progress=progress)
+    except KafkaUnavailable as error:
+        raise SendFailed(str(error)) from error
+    except KafkaException as error:
+        raise SendFailed(f"Kafka did not acknowledge the rows: {error}") from error
+
+
+def progress_text(done: int, total: int, seconds: float) -> str:
+    rate = done / seconds if seconds > 0 else 0.0
+    return f"{done:,} / {total:,} rows, {rate:,.0f} rows/s"
