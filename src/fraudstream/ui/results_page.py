@@ -1,0 +1,81 @@
+"""Results view (the seed's second view): recent frauds and the score histogram, plus live totals,
+throughput and the details of a flagged transaction, optionally refreshed as the stream goes."""
+
+import streamlit as st
+
+from fraudstream.config import Settings
+from fraudstream.ui import charts, tables
+from fraudstream.ui.queries import (
+    HISTOGRAM_ROWS,
+    RECENT_FRAUDS,
+    THROUGHPUT_BUCKET_S,
+    THROUGHPUT_WINDOW_S,
+    DatabaseUnavailable,
+    Results,
+    load_results,
+)
+
+REFRESH_S = 5
+
+settings = Settings()
+st.title("Results")
+show, refresh = st.columns([1, 3], vertical_alignment="center")
+if show.button("Show results", type="primary"):
+    st.session_state["results_shown"] = True
+auto_refresh = refresh.toggle(f"Auto-refresh every {REFRESH_S} s", key="auto_refresh")
+
+
+def totals_row(results: Results) -> None:
+    scored, flagged, rate = st.columns(3)
+    scored.metric("Scored", f"{results.totals.scored:,}")
+    flagged.metric("Flagged as fraud", f"{results.totals.flagged:,}")
+    rate.metric("Flag rate", f"{results.totals.flag_rate:.2%}")
+
+
+def frauds_section(results: Results) -> None:
+    st.subheader(f"Last {RECENT_FRAUDS} fraud transactions")
+    if results.frauds.empty:
+        st.info("No transaction has been flagged as fraud yet.")
+        return
+    st.dataframe(tables.fraud_table(results.frauds), hide_index=True)
+    chosen = st.selectbox("Details of", results.frauds["transaction_id"], key="fraud_detail")
+    detail = results.frauds.loc[results.frauds["transaction_id"] == chosen].iloc[0]
+    fields, reasons = st.columns(2)
+    fields.metric("Score", f"{detail['score']:.3f}", help=f"model {detail['model_version'] or 'unknown'}")
+    inputs = tables.input_fields(detail["transaction"])
+    if inputs.empty:
+        fields.caption("The input of this transaction was not stored.")
+    else:
+        fields.dataframe(inputs, hide_index=True)
+    ranked = tables.reasons_frame(detail["reasons"])
+    reasons.markdown("**Top reasons** (contribution to the score)")
+    if ranked.empty:
+        reasons.caption("No reasons were stored for this transaction.")
+    else:
+        reasons.altair_chart(charts.reasons_chart(ranked))
+
+
+def charts_row(results: Results) -> None:
+    histogram, throughput = st.columns(2)
+    histogram.subheader(f"Score histogram (last {HISTOGRAM_ROWS})")
+    if results.scores.empty:
+        histogram.info("No scores yet.")
+    else:
+        histogram.altair_chart(charts.score_histogram(results.scores, settings.threshold))
+    throughput.subheader(f"Throughput (last {THROUGHPUT_WINDOW_S // 60} min)")
+    throughput.altair_chart(charts.throughput_chart(results.throughput, THROUGHPUT_BUCKET_S))
+
+
+def show_results() -> None:
+    try:
+        results = load_results(settings)
+    except DatabaseUnavailable as error:
+        st.error(f"{error}. Results will show once the database is back.")
+        return
+    totals_row(results)
+    frauds_section(results)
+    charts_row(results)
+
+
+if st.session_state.get("results_shown") or auto_refresh:
+    st.fragment(show_results, run_every=REFRESH_S if auto_refresh else None)()
