@@ -1,0 +1,344 @@
+"""Features of a transaction: the seed's calendar columns plus per-customer behaviour from the past.
+
+One module for training, offline scoring and the stream detector. ``FeatureEngine`` keeps, per customer,
+the events of the longest window plus constant-size running totals, and computes every batch with numpy
+over all its customers at once. Money is int64 cents and time int64 minutes inside the state, so every
+window sum is an exact integer and the features do not depend on how the rows were split into batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from fraudstream import schema
+
+logger = logging.getLogger(__name__)
+
+SEED_FEATURES = (
+    "merch",
+    "cat_id",
+    "amount",
+    "gender",
+    "one_city",
+    "us_state",
+    "post_code",
+    "lat",
+    "lon",
+    "population_city",
+    "jobs",
+    "merchant_lat",
+    "merchant_lon",
+    "is_weekend",
+    "year",
+    "month",
+    "day",
+    "hour",
+    "minute",
+)
+# Index of a category inside the state: never reorder, only append (unknown categories share the last slot).
+CATEGORIES = (
+    "entertainment",
+    "food_dining",
+    "gas_transport",
+    "grocery_net",
+    "grocery_pos",
+    "health_fitness",
+    "home",
+    "kids_pets",
+    "misc_net",
+    "misc_pos",
+    "personal_care",
+    "shopping_net",
+    "shopping_pos",
+    "travel",
+)
+N_CATEGORIES = len(CATEGORIES) + 1
+_CATEGORY_INDEX = pd.Index(CATEGORIES)
+WINDOWS = {"1h": 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
+NIGHT_HOURS = (22, 23, 0, 1, 2, 3)
+
+# Columns of one stored event (all int64).
+EV_TIME, EV_CENTS, EV_CAT, EV_NIGHT = range(4)
+N_EVENT_FIELDS = 4
+# Columns of the running totals of one customer (all int64).
+AG_COUNT, AG_CENTS, AG_FIRST = range(3)
+AG_CAT_COUNT = 3
+AG_CAT_CENTS = AG_CAT_COUNT + N_CATEGORIES
+N_AGG_FIELDS = AG_CAT_CENTS + N_CATEGORIES
+
+STATE_VERSION = 1
+_HEADER = 2  # version, number of events
+_TIME_ORIGIN = -(2**32)  # minutes; shifts times to be non-negative inside the segment keys
+_SEGMENT = 2**36  # larger than any shifted time: slot * _SEGMENT + time orders by slot, then time
+
+BEHAVIOUR_FEATURES = (
+    *(f"n_{name}" for name in WINDOWS),
+    *(f"amount_{name}" for name in WINDOWS),
+    "night_24h",
+    "amount_to_mean_7d",
+    "amount_to_mean",
+    "amount_to_cat_mean",
+    "minutes_since_prev",
+    "n_total",
+    "history_minutes",
+    "cat_is_new",
+    "n_categories",
+    "cat_share",
+    "is_night",
+    "hour_num",
+    "home_distance",
+)
+FEATURES = SEED_FEATURES + BEHAVIOUR_FEATURES
+
+
+class FeatureEngine:
+    """Per-customer state and the batch transform shared by training, offline scoring and streaming."""
+
+    def __init__(self, history_window_minutes: int = WINDOWS["7d"]) -> None:
+        if history_window_minutes < max(WINDOWS.values()):
+            raise ValueError(f"history window must cover the longest feature window {max(WINDOWS.values())}")
+        self._keep = history_window_minutes
+        self._slots: dict[str, int] = {}
+        self._free: list[int] = []
+        self._agg = np.zeros((1024, N_AGG_FIELDS), dtype=np.int64)
+        self._ev_slot = np.zeros(0, dtype=np.int64)
+        self._ev = np.zeros((0, N_EVENT_FIELDS), dtype=np.int64)
+        self._touched: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def touched_customers(self) -> set[str]:
+        """Customers whose state changed in ``transform`` since the last call; resets the set."""
+        touched, self._touched = self._touched, set()
+        return touched
+
+    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Features of ``frame`` (canonical columns, each customer's rows in arrival order).
+
+        Returns one row per input row (same index) and adds the rows to the customers' state.
+        """
+        times = pd.to_datetime(frame["transaction_time"], format="ISO8601")
+        ids, codes = _customer_codes(frame)
+        slots = np.array([self._slot_of(customer) for customer in ids], dtype=np.int64)[codes]
+        self._touched.update(ids)
+        new = np.empty((len(frame), N_EVENT_FIELDS), dtype=np.int64)
+        new[:, EV_TIME] = times.to_numpy().astype("datetime64[m]").astype(np.int64)
+        new[:, EV_CENTS] = np.rint(frame["amount"].to_numpy() * 100).astype(np.int64)
+        new[:, EV_CAT] = _category_index(frame["cat_id"])
+        hours = times.dt.hour.to_numpy()
+        new[:, EV_NIGHT] = np.isin(hours, NIGHT_HOURS)
+        behaviour = self._advance(slots, new)
+        behaviour["is_night"] = new[:, EV_NIGHT]
+        behaviour["hour_num"] = hours.astype(np.int64)
+        behaviour["home_distance"] = np.sqrt(
+            (frame["lat"].to_numpy() - frame["merchant_lat"].to_numpy()) ** 2
+            + (frame["lon"].to_numpy() - frame["merchant_lon"].to_numpy()) ** 2
+        )
+        out = pd.concat([_seed_columns(frame, times), pd.DataFrame(behaviour, index=frame.index)], axis=1)
+        return out[list(FEATURES)]
+
+    def _slot_of(self, customer: str) -> int:
+        slot = self._slots.get(customer)
+        if slot is None:
+            slot = self._free.pop() if self._free else len(self._slots)
+            if slot >= len(self._agg):
+                self._agg = np.concatenate([self._agg, np.zeros_like(self._agg)])
+            self._agg[slot] = 0
+            self._slots[customer] = slot
+        return slot
+
+    def _advance(self, slots: np.ndarray, new: np.ndarray) -> dict[str, np.ndarray]:
+        """Features of the new events against each customer's stored past; then stores the new events."""
+        past = np.isin(self._ev_slot, np.unique(slots))
+        n_past = int(past.sum())
+        combined_slots = np.concatenate([self._ev_slot[past], slots])
+        order = np.argsort(combined_slots, kind="stable")
+        batch = _Batch(combined_slots[order], np.concatenate([self._ev[past], new])[order], order >= n_past)
+        features = batch.window_features()
+        features.update(self._history_features(batch))
+        self._store(batch, past)
+        rows = order[batch.positions] - n_past
+        out = {}
+        for name, values in features.items():
+            out[name] = np.empty_like(values)
+            out[name][rows] = values
+        return out
+
+    def _history_features(self, batch: _Batch) -> dict[str, np.ndarray]:
+        """Features from the running totals over the whole history, before each new event."""
+        slot, cat, time = batch.new_slots, batch.new_field(EV_CAT), batch.times
+        cents = batch.new_field(EV_CENTS)
+        stored = self._agg[slot, AG_COUNT]
+        count = stored + batch.prior_in_segment(batch.is_new)
+        total = self._agg[slot, AG_CENTS] + batch.prior_in_segment(batch.is_new * batch.events[:, EV_CENTS])
+        cat_count, cat_total = _prior_in_groups(slot * N_CATEGORIES + cat, cents)
+        cat_count += self._agg[slot, AG_CAT_COUNT + cat]
+        cat_total += self._agg[slot, AG_CAT_CENTS + cat]
+        first_of_category = np.zeros(len(batch.slots), dtype=np.int64)
+        first_of_category[batch.positions] = cat_count == 0
+        stored_categories = np.count_nonzero(self._agg[slot, AG_CAT_COUNT:AG_CAT_CENTS], axis=1)
+        first_time = np.where(stored > 0, self._agg[slot, AG_FIRST], batch.events[batch.starts, EV_TIME])
+        has_previous = batch.starts < batch.positions
+        previous_time = batch.events[batch.positions - 1, EV_TIME]
+        return {
+            "amount_to_mean": _ratio(cents * count, total),
+            "amount_to_cat_mean": _ratio(cents * cat_count, cat_total),
+            "minutes_since_prev": np.where(has_previous, time - previous_time, -1),
+            "n_total": count,
+            "history_minutes": time - first_time,
+            "cat_is_new": (cat_count == 0).astype(np.int64),
+            "n_categories": stored_categories + batch.prior_in_segment(first_of_category),
+            "cat_share": _ratio(cat_count, count),
+        }
+
+    def _store(self, batch: _Batch, past: np.ndarray) -> None:
+        """Add the new events to the running totals; keep only each customer's events within the window."""
+        slot = batch.new_slots
+        fresh = self._agg[slot, AG_COUNT] == 0
+        self._agg[slot[fresh], AG_FIRST] = batch.events[batch.starts[fresh], EV_TIME]
+        cat = batch.new_field(EV_CAT)
+        np.add.at(self._agg, (slot, AG_COUNT), 1)
+        np.add.at(self._agg, (slot, AG_CENTS), batch.new_field(EV_CENTS))
+        np.add.at(self._agg, (slot, AG_CAT_COUNT + cat), 1)
+        np.add.at(self._agg, (slot, AG_CAT_CENTS + cat), batch.new_field(EV_CENTS))
+        ends = np.searchsorted(batch.slots, batch.slots, side="right") - 1
+        keep = batch.events[:, EV_TIME] > batch.events[ends, EV_TIME] - self._keep
+        self._ev_slot = np.concatenate([self._ev_slot[~past], batch.slots[keep]])
+        self._ev = np.concatenate([self._ev[~past], batch.events[keep]])
+
+    def export_state(self, customer_ids: Iterable[str]) -> dict[str, bytes]:
+        """Serialized state of each known customer among ``customer_ids`` (unknown ones are left out)."""
+        known = [(customer, self._slots[customer]) for customer in customer_ids if customer in self._slots]
+        if not known:
+            return {}
+        wanted = np.array([slot for _, slot in known], dtype=np.int64)
+        mask = np.isin(self._ev_slot, wanted)
+        slots = self._ev_slot[mask]
+        order = np.argsort(slots, kind="stable")
+        slots, events = slots[order], self._ev[mask][order]
+        starts = np.searchsorted(slots, wanted, side="left")
+        ends = np.searchsorted(slots, wanted, side="right")
+        states = {}
+        for (customer, slot), start, end in zip(known, starts, ends, strict=True):
+            header = np.array([STATE_VERSION, end - start], dtype=np.int64)
+            states[customer] = np.concatenate([header, self._agg[slot], events[start:end].ravel()]).tobytes()
+        return states
+
+    def load_state(self, states: Mapping[str, bytes | None]) -> None:
+        """Replace the state of the given customers with serialized states; ``None`` deletes a customer."""
+        replaced = [self._slots[customer] for customer in states if customer in self._slots]
+        keep = ~np.isin(self._ev_slot, np.array(replaced, dtype=np.int64))
+        event_slots, event_arrays = [self._ev_slot[keep]], [self._ev[keep]]
+        for customer, state in states.items():
+            if state is None:
+                self._forget(customer)
+                continue
+            agg, events = _decode_state(state)
+            slot = self._slot_of(customer)
+            self._agg[slot] = agg
+            event_slots.append(np.full(len(events), slot, dtype=np.int64))
+            event_arrays.append(events)
+        self._ev_slot = np.concatenate(event_slots)
+        self._ev = np.concatenate(event_arrays)
+
+    def _forget(self, customer: str) -> None:
+        slot = self._slots.pop(customer, None)
+        if slot is not None:
+            self._agg[slot] = 0
+            self._free.append(slot)
+
+
+class _Batch:
+    """The stored past events and the new events of a batch's customers, sorted by customer, then arrival."""
+
+    def __init__(self, slots: np.ndarray, events: np.ndarray, is_new: np.ndarray) -> None:
+        # Times are made non-decreasing per customer, so that each window is a contiguous range of events.
+        keys = np.maximum.accumulate(slots * _SEGMENT + (events[:, EV_TIME] - _TIME_ORIGIN))
+        events[:, EV_TIME] = keys - slots * _SEGMENT + _TIME_ORIGIN
+        self.slots, self.events, self.is_new, self.keys = slots, events, is_new, keys
+        self.positions = np.flatnonzero(is_new)
+        self.new_slots = slots[self.positions]
+        self.starts = np.searchsorted(slots, self.new_slots, side="left")
+        self.times = events[self.positions, EV_TIME]
+
+    def new_field(self, field: int) -> np.ndarray:
+        return self.events[self.positions, field]
+
+    def prior_in_segment(self, values: np.ndarray) -> np.ndarray:
+        """Sum of ``values`` (one per event) over the customer's earlier events in this batch."""
+        cumulative = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
+        return cumulative[self.positions] - cumulative[self.starts]
+
+    def window_features(self) -> dict[str, np.ndarray]:
+        """Counts and sums over each customer's earlier events within (t - window, t]."""
+        cents = np.concatenate([[0], np.cumsum(self.events[:, EV_CENTS])])
+        nights = np.concatenate([[0], np.cumsum(self.events[:, EV_NIGHT])])
+        new_keys = self.keys[self.positions]
+        features: dict[str, np.ndarray] = {}
+        for name, minutes in WINDOWS.items():
+            lower = np.searchsorted(self.keys, new_keys - minutes, side="right")
+            features[f"n_{name}"] = self.positions - lower
+            features[f"amount_{name}"] = (cents[self.positions] - cents[lower]) / 100
+            if name == "24h":
+                features["night_24h"] = nights[self.positions] - nights[lower]
+            if name == "7d":
+                sum_7d = cents[self.positions] - cents[lower]
+                features["amount_to_mean_7d"] = _ratio(
+                    self.new_field(EV_CENTS) * (self.positions - lower), sum_7d
+                )
+        return features
+
+
+def _prior_in_groups(groups: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Count and sum of ``values`` over the earlier rows of the same group, rows in order."""
+    order = np.argsort(groups, kind="stable")
+    sorted_groups = groups[order]
+    starts = np.searchsorted(sorted_groups, sorted_groups, side="left")
+    positions = np.arange(len(groups))
+    cumulative = np.concatenate([[0], np.cumsum(values[order], dtype=np.int64)])
+    count, total = np.empty_like(positions), np.empty_like(values)
+    count[order] = positions - starts
+    total[order] = cumulative[positions] - cumulative[starts]
+    return count, total
+
+
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator as float64 from exact integers; NaN where there is no history."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
+
+
+def _decode_state(state: bytes) -> tuple[np.ndarray, np.ndarray]:
+    values = np.frombuffer(state, dtype=np.int64)
+    version, n_events = int(values[0]), int(values[1])
+    if version != STATE_VERSION or len(values) != _HEADER + N_AGG_FIELDS + n_events * N_EVENT_FIELDS:
+        raise ValueError(f"unreadable feature state (version {version}, {len(values)} values)")
+    agg = values[_HEADER : _HEADER + N_AGG_FIELDS]
+    return agg, values[_HEADER + N_AGG_FIELDS :].reshape(n_events, N_EVENT_FIELDS).copy()
+
+
+def _customer_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct customer ids of ``frame`` and each row's index into them (hashing each customer once)."""
+    joined = frame["name_1"] + "\x1f" + frame["name_2"] + "\x1f" + frame["street"] + "\x1f"
+    codes = pd.factorize(joined + frame["post_code"].astype("str"))[0]
+    first_rows = np.unique(codes, return_index=True)[1]
+    return schema.customer_ids(frame.iloc[first_rows]), codes
+
+
+def _category_index(categories: pd.Series) -> np.ndarray:
+    codes = _CATEGORY_INDEX.get_indexer(categories).astype(np.int64)
+    return np.where(codes < 0, N_CATEGORIES - 1, codes)
+
+
+def _seed_columns(frame: pd.DataFrame, times: pd.Series) -> pd.DataFrame:
+    """The seed model's preprocessing: raw columns, ``is_weekend`` (bool) and the calendar parts."""
+    columns = {name: frame[name] for name in SEED_FEATURES if name in frame.columns}
+    columns["is_weekend"] = times.dt.day_of_week >= 5
+    for part in ("year", "month", "day", "hour", "minute"):
+        columns[part] = getattr(times.dt, part)
+    return pd.DataFrame(columns, index=frame.index)

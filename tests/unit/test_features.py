@@ -1,0 +1,144 @@
+"""FeatureEngine: the seed's columns, window features, batching invariance, no leakage, bounded state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraudstream import schema
+from fraudstream.features import FEATURES, SEED_FEATURES, FeatureEngine
+from tests.unit.transactions import NEW_SMALL, TRAIN_DATA, seed_reference_frame, synthetic, transactions
+
+
+def test_seed_columns_equal_the_seed_preprocessing() -> None:
+    if not NEW_SMALL.exists():
+        pytest.skip(f"{NEW_SMALL} is not available")
+    features = FeatureEngine().transform(schema.read_csv(NEW_SMALL))
+    reference = seed_reference_frame(NEW_SMALL)
+    pd.testing.assert_frame_equal(
+        features[list(SEED_FEATURES)], reference[list(SEED_FEATURES)], check_exact=True
+    )
+    assert list(features.columns) == list(FEATURES)
+
+
+def test_window_features_on_a_hand_made_example() -> None:
+    frame = transactions(
+        [
+            (0, "2020-01-06 00:00", "grocery_pos", 10.00),
+            (0, "2020-01-06 00:30", "misc_net", 20.00),
+            (0, "2020-01-06 01:10", "grocery_pos", 30.00),
+            (1, "2020-01-06 01:15", "travel", 500.00),
+            (0, "2020-01-07 00:30", "home", 40.00),
+            (0, "2020-01-14 00:31", "grocery_pos", 60.00),
+        ]
+    )
+    features = FeatureEngine().transform(frame)
+    expected = {
+        "n_1h": [0, 1, 1, 0, 0, 0],
+        "amount_1h": [0, 10, 20, 0, 0, 0],
+        "n_24h": [0, 1, 2, 0, 1, 0],
+        "amount_24h": [0, 10, 30, 0, 30, 0],
+        "n_7d": [0, 1, 2, 0, 3, 0],
+        "amount_7d": [0, 10, 30, 0, 60, 0],
+        "night_24h": [0, 1, 2, 0, 1, 0],
+        "amount_to_mean_7d": [np.nan, 2.0, 2.0, np.nan, 2.0, np.nan],
+        "amount_to_mean": [np.nan, 2.0, 2.0, np.nan, 2.0, 2.4],
+        "amount_to_cat_mean": [np.nan, np.nan, 3.0, np.nan, np.nan, 3.0],
+        "minutes_since_prev": [-1, 30, 40, -1, 1400, 7 * 1440 + 1],
+        "n_total": [0, 1, 2, 0, 3, 4],
+        "history_minutes": [0, 30, 70, 0, 1470, 8 * 1440 + 31],
+        "cat_is_new": [1, 1, 0, 1, 1, 0],
+        "n_categories": [0, 1, 2, 0, 2, 3],
+        "cat_share": [np.nan, 0.0, 0.5, np.nan, 0.0, 0.5],
+        "is_night": [1, 1, 1, 1, 1, 1],
+        "hour_num": [0, 0, 1, 1, 0, 0],
+    }
+    for name, values in expected.items():
+        np.testing.assert_array_equal(
+            features[name].to_numpy(dtype=float), np.array(values, dtype=float), name
+        )
+
+
+def _one_frame_vs_chunks(frame: pd.DataFrame, through_state: bool, seed: int) -> None:
+    reference = FeatureEngine().transform(frame)
+    rng = np.random.default_rng(seed)
+    cuts = np.unique(np.concatenate([rng.integers(0, len(frame), 40), [1, 2, 3, len(frame)]]))
+    engine, changelog, parts, start = FeatureEngine(), {}, [], 0
+    for end in cuts:
+        parts.append(engine.transform(frame.iloc[start:end]))
+        start = end
+        if through_state:
+            # As the detector does: touched customers to a changelog, a fresh engine restored from it.
+            changelog.update(engine.export_state(engine.touched_customers()))
+            engine = FeatureEngine()
+            engine.load_state(changelog)
+    pd.testing.assert_frame_equal(pd.concat(parts), reference, check_exact=True)
+
+
+@pytest.mark.parametrize("through_state", [False, True])
+def test_features_do_not_depend_on_batching(through_state: bool) -> None:
+    _one_frame_vs_chunks(synthetic().drop(columns=schema.TARGET_COLUMN), through_state, seed=1)
+
+
+@pytest.mark.parametrize("through_state", [False, True])
+def test_features_do_not_depend_on_batching_on_real_data(through_state: bool) -> None:
+    if not TRAIN_DATA.exists():
+        pytest.skip(f"{TRAIN_DATA} is not available")
+    frame = schema.coerce(pd.read_csv(TRAIN_DATA, nrows=40_000)).drop(columns=schema.TARGET_COLUMN)
+    _one_frame_vs_chunks(frame, through_state, seed=2)
+
+
+def test_a_row_sees_only_the_past() -> None:
+    frame = synthetic(customers=10, days=20).drop(columns=schema.TARGET_COLUMN)
+    cut = len(frame) // 2
+    changed = frame.copy()
+    changed.loc[changed.index[cut:], "amount"] *= 10
+    changed.loc[changed.index[cut:], "cat_id"] = "misc_net"
+    prefix = FeatureEngine().transform(frame.iloc[:cut])
+    full = FeatureEngine().transform(changed)
+    pd.testing.assert_frame_equal(full.iloc[:cut], prefix, check_exact=True)
+
+
+def _daily(days: int) -> pd.DataFrame:
+    start = np.datetime64("2020-03-01T12:00", "m")
+    times = [str(start + np.timedelta64(day * 1440, "m")).replace("T", " ") for day in range(days)]
+    return transactions([(0, time, "home", 10.0 + day) for day, time in enumerate(times)])
+
+
+def test_state_keeps_only_the_window() -> None:
+    engine = FeatureEngine()
+    ids = set(schema.customer_ids(_daily(1)))
+    sizes = {}
+    for days in (1, 7, 8, 30, 60):
+        engine = FeatureEngine()
+        engine.transform(_daily(days))
+        sizes[days] = len(engine.export_state(ids).popitem()[1])
+    # Events more than 7 days older than the customer's last one are dropped: 7 kept from day 8 on.
+    assert sizes[1] < sizes[7] == sizes[8] == sizes[30] == sizes[60]
+
+
+def test_state_round_trip_touched_and_delete() -> None:
+    frame = synthetic(customers=5, days=10).drop(columns=schema.TARGET_COLUMN)
+    engine = FeatureEngine()
+    engine.transform(frame)
+    ids = engine.touched_customers()
+    assert ids == set(schema.customer_ids(frame)) and len(engine) == 5
+    assert engine.touched_customers() == set()
+    states = engine.export_state(ids)
+    restored = FeatureEngine()
+    restored.load_state(states)
+    assert restored.export_state(ids) == states
+    assert restored.touched_customers() == set()
+    victim = sorted(ids)[0]
+    restored.load_state({victim: None})
+    assert len(restored) == 4 and victim not in restored.export_state(ids)
+
+
+def test_unknown_category_and_times_with_seconds() -> None:
+    frame = transactions(
+        [(0, "2020-01-06 10:00:00", "crypto", 5.0), (0, "2020-01-06 10:20:59", "crypto", 7.0)]
+    )
+    features = FeatureEngine().transform(frame)
+    assert features["minutes_since_prev"].tolist() == [-1, 20]
+    assert features["cat_is_new"].tolist() == [1, 0]
