@@ -1,0 +1,263 @@
+"""docker-compose.yaml, the Dockerfile and .env.example agree with the code; no Docker engine needed."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+import typer
+import yaml
+
+from fraudstream.cli import app
+from fraudstream.config import DEFAULT_MODEL_PATH, PACKAGE_DIR, Settings
+from fraudstream.infra.topics import topic_specs
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yaml"
+COMPOSE_SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
+VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
+REFERENCE_ONLY = re.compile(r"^\$\{\w+(?::?[-?][^}]*)?\}$")
+SECRET_NAME = re.compile(r"USER|PASSWORD|SECRET|SASL")
+COMPONENTS = ("topics", "migrate", "detector", "sink", "ui")
+
+
+def content_lines(path: Path) -> list[str]:
+    """The lines of ``path`` that are neither blank nor comments."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in content_lines(path))
+
+
+def interpolate(value: object, variables: dict[str, str]) -> str:
+    """What docker compose makes of a value, given the variables of .env."""
+    return VARIABLE.sub(lambda match: variables[match.group(1)], str(value)).replace("$$", "$")
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = [line.strip() for line in text.splitlines()]
+    instructions = [line.partition(" ") for line in lines if line and not line.startswith("#")]
+    return [(keyword.upper(), arguments.strip()) for keyword, _, arguments in instructions]
+
+
+def advertised_listeners(kafka: dict) -> dict[str, str]:
+    """The broker's advertised addresses by listener name."""
+    listeners = kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    return dict(listener.split("://") for listener in listeners)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE_FILE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose["services"]
+
+
+@pytest.fixture(scope="module")
+def project_services(services: dict[str, dict]) -> dict[str, dict]:
+    """The services built from this repository's Dockerfile."""
+    return {name: service for name, service in services.items() if "build" in service}
+
+
+@pytest.fixture(scope="module")
+def dotenv() -> dict[str, str]:
+    return read_dotenv(ROOT / ".env.example")
+
+
+def clear_settings_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("FRAUDSTREAM_")]:
+        monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def defaults(monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The code's default settings, whatever FRAUDSTREAM_* variables this shell has."""
+    clear_settings_environment(monkeypatch)
+    return Settings()
+
+
+def settings_of(service: dict, dotenv: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The Settings a container of ``service`` builds from its environment."""
+    with monkeypatch.context() as patch:
+        clear_settings_environment(patch)
+        for name, value in service["environment"].items():
+            patch.setenv(name, interpolate(value, dotenv))
+        return Settings()
+
+
+def test_compose_file_follows_the_compose_specification(compose: dict) -> None:
+    if not COMPOSE_SCHEMA.exists():
+        pytest.skip(f"{COMPOSE_SCHEMA} is not available")
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    jsonschema.Draft7Validator(schema).validate(compose)
+
+
+def test_each_component_runs_as_a_fraudstream_subcommand(project_services: dict[str, dict]) -> None:
+    subcommands = typer.main.get_command(app).commands
+    commands = {name: service["command"] for name, service in project_services.items()}
+    assert all(command[0] in subcommands for command in commands.values()), commands
+    assert sorted(command[0] for command in commands.values()) == sorted(COMPONENTS)
+
+
+def test_fraudstream_variables_are_settings_fields(dotenv: dict[str, str]) -> None:
+    fields = {f"FRAUDSTREAM_{name.upper()}" for name in Settings.model_fields}
+    used = set(re.findall(r"\bFRAUDSTREAM_\w+", COMPOSE_FILE.read_text())) | set(dotenv)
+    assert used - fields == set()
+
+
+def test_project_services_reach_kafka_and_postgres_inside_the_network(
+    services: dict[str, dict], project_services: dict[str, dict]
+) -> None:
+    kafka = services["kafka"]
+    internal = advertised_listeners(kafka)[kafka["environment"]["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+    for name, service in project_services.items():
+        environment = service["environment"]
+        assert environment["FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS"] == internal, name
+        assert services[environment["FRAUDSTREAM_PG_HOST"]]["image"].startswith("postgres:16"), name
+        for setting in ("FRAUDSTREAM_PG_USER", "FRAUDSTREAM_PG_PASSWORD", "FRAUDSTREAM_PG_DATABASE"):
+            assert setting in environment, (name, setting)
+    assert services["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == internal
+
+
+def test_host_clients_reach_kafka_with_the_default_bootstrap_servers(
+    services: dict[str, dict], defaults: Settings
+) -> None:
+    kafka = services["kafka"]
+    assert advertised_listeners(kafka)["HOST"] == defaults.kafka_bootstrap_servers
+    port = defaults.kafka_bootstrap_servers.rpartition(":")[2]
+    assert f"{port}:{port}" in kafka["ports"]
+
+
+def test_postgres_is_created_with_the_credentials_the_services_use(
+    services: dict[str, dict], project_services: dict[str, dict], dotenv: dict[str, str]
+) -> None:
+    environment = services["postgres"]["environment"]
+    postgres = {name: interpolate(value, dotenv) for name, value in environment.items()}
+    assert postgres["POSTGRES_DB"] == "fraud"
+    for name, service in project_services.items():
+        environment = {key: interpolate(value, dotenv) for key, value in service["environment"].items()}
+        assert environment["FRAUDSTREAM_PG_USER"] == postgres["POSTGRES_USER"], name
+        assert environment["FRAUDSTREAM_PG_PASSWORD"] == postgres["POSTGRES_PASSWORD"], name
+        assert environment["FRAUDSTREAM_PG_DATABASE"] == postgres["POSTGRES_DB"], name
+    assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
+
+
+def test_topics_service_creates_the_topics_the_detector_and_sink_use(
+    project_services: dict[str, dict],
+    dotenv: dict[str, str],
+    defaults: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = settings_of(project_services["topics"], dotenv, monkeypatch)
+    assert (created.topic_partitions, created.topic_replication_factor) == (3, 1)
+    expected = topic_specs(created)
+    assert [spec.name for spec in expected] == [spec.name for spec in topic_specs(defaults)]
+    for name in ("detector", "sink", "interface"):
+        assert topic_specs(settings_of(project_services[name], dotenv, monkeypatch)) == expected, name
+
+
+def test_healthchecks_probe_the_ports_the_services_serve(
+    project_services: dict[str, dict], defaults: Settings
+) -> None:
+    probes = {
+        "detector": f"http://localhost:{defaults.detector_metrics_port}/healthz",
+        "sink": f"http://localhost:{defaults.sink_metrics_port}/healthz",
+        "interface": f"http://localhost:{defaults.ui_port}/_stcore/health",
+    }
+    for name, url in probes.items():
+        test = project_services[name]["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"], name
+        assert f"urllib.request.urlopen('{url}'" in test[3], name
+    assert f"{defaults.ui_port}:{defaults.ui_port}" in project_services["interface"]["ports"]
+
+
+def test_services_start_in_order_and_report_health(services: dict[str, dict]) -> None:
+    conditions = {
+        (dependency, wait["condition"])
+        for service in services.values()
+        for dependency, wait in service.get("depends_on", {}).items()
+    }
+    one_shot = {name for name, condition in conditions if condition == "service_completed_successfully"}
+    assert one_shot == {"topics", "migrate"}
+    for dependency, condition in conditions:
+        if condition == "service_healthy":
+            assert "healthcheck" in services[dependency], dependency
+    for name, service in services.items():
+        if name in one_shot:
+            assert "restart" not in service, f"{name} must exit for its dependents to start"
+        else:
+            assert "healthcheck" in service and service["restart"] == "unless-stopped", name
+
+
+def test_detector_scales_to_several_replicas(services: dict[str, dict]) -> None:
+    detector = services["detector"]
+    assert {"container_name", "hostname", "ports"} & detector.keys() == set()
+    assert not any(argument.startswith("--instance") for argument in detector["command"])
+
+
+def test_env_example_covers_every_variable_compose_uses(dotenv: dict[str, str]) -> None:
+    assert set(VARIABLE.findall(COMPOSE_FILE.read_text())) - set(dotenv) == set()
+
+
+def test_credentials_come_from_env_not_from_the_compose_file(services: dict[str, dict]) -> None:
+    for name, service in services.items():
+        for key, value in service.get("environment", {}).items():
+            if SECRET_NAME.search(key):
+                assert REFERENCE_ONLY.match(str(value)), (name, key, value)
+
+
+def test_env_stays_out_of_git_and_of_the_image() -> None:
+    assert ".env" in (ROOT / ".gitignore").read_text().splitlines()
+    dockerignore = content_lines(ROOT / ".dockerignore")
+    assert dockerignore[0] == "*"
+    assert "!.env" not in dockerignore
+
+
+def test_image_is_built_from_pyproject_like_the_makefile_installs_it() -> None:
+    assert re.search(r"pip install .*'\.\[dev\]'", (ROOT / "Makefile").read_text())
+    installs = [arguments for keyword, arguments in dockerfile_instructions() if "pip install" in arguments]
+    assert any(re.search(r"pip install \.$", command) for command in installs), installs
+    assert "requirements" not in (ROOT / "Dockerfile").read_text()
+    assert list(ROOT.glob("requirements*")) == []
+
+
+def test_build_context_holds_what_the_dockerfile_copies() -> None:
+    allowed = {line[1:] for line in content_lines(ROOT / ".dockerignore") if line.startswith("!")}
+    copied = [
+        source
+        for keyword, arguments in dockerfile_instructions()
+        if keyword == "COPY" and not arguments.startswith("--from")
+        for source in arguments.split()[:-1]
+    ]
+    readme = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["readme"]
+    assert {"pyproject.toml", readme, "src"} <= set(copied)
+    for source in copied:
+        assert source in allowed and (ROOT / source).exists(), source
+
+
+def test_image_runs_fraudstream_unprivileged_on_python_slim() -> None:
+    instructions = dockerfile_instructions()
+    stages = [arguments for keyword, arguments in instructions if keyword == "FROM"]
+    assert stages == ["python:3.11-slim AS builder", "python:3.11-slim"]
+    runtime = instructions[[keyword for keyword, _ in instructions].index("FROM", 1) :]
+    assert ("COPY", "--from=builder /opt/venv /opt/venv") in runtime
+    users = [arguments for keyword, arguments in runtime if keyword == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert ("ENTRYPOINT", '["fraudstream"]') in runtime
+
+
+def test_image_ships_the_default_model() -> None:
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert f"{DEFAULT_MODEL_PATH.relative_to(PACKAGE_DIR).as_posix()}/*" in package_data["fraudstream"]
