@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -174,7 +174,8 @@ def ui() -> None:
     """Serve the Streamlit interface."""
     from fraudstream.services import ui_command
 
-    raise typer.Exit(subprocess.call(ui_command(Settings())))
+    command = ui_command(Settings())
+    os.execv(command[0], command)
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
 
 from fraudstream.config import Settings
@@ -53,7 +54,7 @@ def ui_command(settings: Settings) -> list[str]:
     """The streamlit command line that serves the interface."""
     app = Path(__file__).with_name("ui") / "app.py"
     return [
-        "streamlit", "run", str(app),
+        sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(settings.ui_port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
