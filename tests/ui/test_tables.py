@@ -54,3 +54,9 @@ def test_the_score_histogram_bins_0_to_1_and_marks_the_threshold():
     spec = json.dumps(charts.score_histogram(pd.Series([0.1, 0.9], name="score"), 0.5).to_dict())
 
     assert '"extent": [0, 1]' in spec and '"threshold": 0.5' in spec
+
+
+def test_with_no_fraud_the_table_is_empty_with_its_columns():
+    table = tables.fraud_table(frauds(None, None).iloc[0:0])
+
+    assert table.empty and list(table.columns)[:3] == ["scored at", "transaction id", "score"]

@@ -32,9 +32,9 @@ def throughput_chart(throughput: pd.DataFrame, bucket_s: int) -> alt.Chart:
         alt.Chart(throughput)
         .mark_bar()
         .encode(
-            x=alt.X("bucket:T", title="scored at"),
+            x=alt.X("bucket:T", title="scored at", axis=alt.Axis(format="%H:%M")),
             y=alt.Y("rows:Q", title=f"rows per {bucket_s} s"),
-            tooltip=["bucket:T", "rows:Q"],
+            tooltip=[alt.Tooltip("bucket:T", format="%H:%M:%S"), "rows:Q"],
         )
     )
 

@@ -34,10 +34,10 @@ def totals_row(results: Results) -> None:
 
 def frauds_section(results: Results) -> None:
     st.subheader(f"Last {RECENT_FRAUDS} fraud transactions")
-    if results.frauds.empty:
-        st.info("No transaction has been flagged as fraud yet.")
-        return
     st.dataframe(tables.fraud_table(results.frauds), hide_index=True)
+    if results.frauds.empty:
+        st.caption("No transaction has been flagged as fraud yet.")
+        return
     chosen = st.selectbox("Details of", results.frauds["transaction_id"], key="fraud_detail")
     detail = results.frauds.loc[results.frauds["transaction_id"] == chosen].iloc[0]
     fields, reasons = st.columns(2)
