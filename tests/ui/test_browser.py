@@ -1,0 +1,108 @@
+"""End to end in headless Chromium: `fraudstream ui` as a real process, with the detector and sink running.
+
+Uploads the seed's file, sends it, waits for its 90 scores, shows the results and saves the screenshot
+that the README shows (docs/screenshot-results.png).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from fraudstream.config import Settings
+from fraudstream.infra.process import free_port
+from fraudstream.schema import read_csv
+from fraudstream.ui.queries import load_results
+from tests.helpers import wait_for, with_fresh_customers
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot-results.png"
+TIMEOUT_MS = 30_000
+
+
+def _scored(settings: Settings) -> int:
+    """Rows in fraud_scores, read in a thread of its own: Playwright's loop runs in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(load_results, settings).result().totals.scored
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=1) as reply:
+            return reply.read() == b"ok"
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def ui_url(stack_settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """`fraudstream ui` on a free port, in its own process group so that streamlit stops with it."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **stack_settings.environment(),
+        "FRAUDSTREAM_UI_PORT": str(port),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    with (tmp_path / "ui.out").open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fraudstream", "ui"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _healthy(url), 30, "the UI")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(15)
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Page]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (make system-deps installs it)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(TIMEOUT_MS)
+        yield page
+        browser.close()
+
+
+def test_upload_send_and_show_results(stack_settings, services, new_small, ui_url, browser_page, tmp_path):
+    csv = tmp_path / "new_small.csv"
+    with_fresh_customers(read_csv(new_small), tmp_path.name).to_csv(csv, index=False)
+    scored_before = _scored(stack_settings)
+    page = browser_page
+
+    page.goto(ui_url)
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(csv)
+    expect(page.get_by_text("uploaded", exact=True)).to_be_visible()
+    page.get_by_role("button", name="Send").click()
+    expect(page.get_by_text("sent", exact=True)).to_be_visible()
+
+    wait_for(lambda: _scored(stack_settings) == scored_before + 90, 60, "90 scores", *services.values())
+    page.get_by_role("link", name="Results").click()
+    page.get_by_role("button", name="Show results").click()
+    expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
+    histogram = page.get_by_test_id("stColumn").filter(has=page.get_by_text("Score histogram (last 100)"))
+    expect(histogram.get_by_test_id("stVegaLiteChart")).to_be_visible()
+    page.wait_for_timeout(1000)  # let the charts finish drawing
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=SCREENSHOT, full_page=True)
