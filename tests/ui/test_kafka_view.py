@@ -47,7 +47,7 @@ def test_the_overview_has_topic_offsets(stack_settings, browse_topic):
     topics = overview(stack_settings).topics.set_index("topic")
 
     assert topics.loc[browse_topic, "end_offsets"] == [3, 3]
-    assert topics.loc[browse_topic, "messages"] == 6
+    assert topics.loc[browse_topic, "retained_offsets"] == 6
     assert not any(name.startswith("__") for name in topics.index)
 
 

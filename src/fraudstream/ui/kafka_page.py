@@ -27,7 +27,9 @@ else:
 
 st.subheader("Last messages")
 topic_column, count_column = st.columns([3, 1])
-topic = topic_column.selectbox("Topic", cluster.topics["topic"], key="browse_topic")
+names = cluster.topics["topic"].tolist()
+default = names.index(settings.topic_transactions) if settings.topic_transactions in names else 0
+topic = topic_column.selectbox("Topic", names, index=default, key="browse_topic")
 count = count_column.number_input("Messages", min_value=1, max_value=500, value=20, key="browse_count")
 if topic is not None and st.button("Read last messages"):
     try:

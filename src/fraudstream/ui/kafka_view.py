@@ -25,7 +25,7 @@ from fraudstream.status import group_lag
 
 TIMEOUT_S = 5.0
 BROWSER_GROUP = "fraudstream-ui-browser"
-TOPIC_COLUMNS = ["topic", "partitions", "end_offsets", "messages"]
+TOPIC_COLUMNS = ["topic", "partitions", "end_offsets", "retained_offsets"]
 GROUP_COLUMNS = ["group", "state", "topic", "lag", "partition_lag"]
 MESSAGE_COLUMNS = ["partition", "offset", "timestamp", "key", "value"]
 
@@ -61,7 +61,10 @@ def require_topic(settings: Settings, topic: str, timeout: float = 3.0) -> None:
 
 
 def overview(settings: Settings, timeout: float = TIMEOUT_S) -> KafkaOverview:
-    """Brokers, the non-internal topics with their offsets, and every consumer group's lag."""
+    """Brokers, the non-internal topics with their offsets, and every consumer group's lag.
+
+    ``retained_offsets`` counts offsets, not messages: transaction markers take offsets too.
+    """
     admin = AdminClient(_connection(settings))
     reader = Consumer({**_connection(settings), "group.id": BROWSER_GROUP, "enable.auto.commit": False})
     try:

@@ -49,6 +49,7 @@ def send(upload: Upload, status: st.delta_generator.DeltaGenerator) -> None:
         upload.status, upload.message = Status.FAILED, f"{error}; the file can be sent again"
     else:
         upload.status = Status.SENT
+        bar.progress(1.0, text=progress_text(report.sent, report.sent, report.seconds))
         upload.message = f"sent {report.sent:,} rows in {report.seconds:.1f} s ({report.rate:,.0f} rows/s)"
     status.write(upload.status.value)
 
