@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from fraudstream.ui import uploads
-from fraudstream.ui.uploads import Status, progress_text, read_upload
+from fraudstream.ui.uploads import Status, Upload, progress_text, read_upload, settle_interrupted
 
 
 def test_a_file_in_the_input_format_is_uploaded_with_its_rows(new_small: Path):
@@ -47,3 +47,12 @@ def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(monkeypatch):
 
 def test_progress_text_shows_rows_and_rate():
     assert progress_text(1500, 3000, 0.5) == "1,500 / 3,000 rows, 3,000 rows/s"
+
+
+def test_a_send_cut_short_by_a_rerun_is_marked_failed():
+    cut, done = Upload("a.csv", None, Status.SENDING), Upload("b.csv", None, Status.SENT)
+
+    settle_interrupted([cut, done])
+
+    assert (cut.status, done.status) == (Status.FAILED, Status.SENT)
+    assert "part of the rows may have been sent" in cut.message

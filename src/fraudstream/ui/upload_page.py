@@ -13,6 +13,7 @@ from fraudstream.ui.uploads import (
     progress_text,
     read_upload,
     send_upload,
+    settle_interrupted,
 )
 
 settings = Settings()
@@ -32,6 +33,7 @@ for file_id in set(uploads) - set(current):
 for file_id, file in current.items():
     if file_id not in uploads:
         uploads[file_id] = read_upload(file.name, file.getvalue())
+settle_interrupted(list(uploads.values()))
 
 
 def send(upload: Upload, status: st.delta_generator.DeltaGenerator) -> None:

@@ -47,6 +47,18 @@ class Upload:
         return None if self.frame is None else len(self.frame)
 
 
+def settle_interrupted(uploads: list[Upload]) -> None:
+    """Mark as failed the uploads still "sending" from an earlier run of the page.
+
+    A send runs inside one script run; any click during it makes Streamlit stop that run, so a
+    "sending" left over at the start of the next run was cut short after sending part of its rows.
+    """
+    for upload in uploads:
+        if upload.status is Status.SENDING:
+            upload.status = Status.FAILED
+            upload.message = "interrupted by another action; part of the rows may have been sent"
+
+
 def read_upload(name: str, data: bytes) -> Upload:
     """Parse and validate an uploaded CSV; a refused file carries the reason in ``message``."""
     if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
