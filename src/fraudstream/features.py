@@ -91,6 +91,8 @@ BEHAVIOUR_FEATURES = (
     "is_night",
     "hour_num",
     "home_distance",
+    "cat_code",
+    "gender_code",
 )
 FEATURES = SEED_FEATURES + BEHAVIOUR_FEATURES
 
@@ -135,6 +137,8 @@ class FeatureEngine:
         behaviour = self._advance(slots, new)
         behaviour["is_night"] = new[:, EV_NIGHT]
         behaviour["hour_num"] = hours.astype(np.int64)
+        behaviour["cat_code"] = new[:, EV_CAT]
+        behaviour["gender_code"] = (frame["gender"] == "F").to_numpy().astype(np.int64)
         behaviour["home_distance"] = np.sqrt(
             (frame["lat"].to_numpy() - frame["merchant_lat"].to_numpy()) ** 2
             + (frame["lon"].to_numpy() - frame["merchant_lon"].to_numpy()) ** 2
