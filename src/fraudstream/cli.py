@@ -62,7 +62,8 @@ def migrate() -> None:
 
     from fraudstream.infra.migrations import migrate as apply_migrations
 
-    applied = asyncio.run(apply_migrations(Settings().pg_dsn))
+    settings = Settings()
+    applied = asyncio.run(apply_migrations(settings.pg_dsn, reader=settings.pg_reader))
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
 
 

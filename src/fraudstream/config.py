@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     pg_user: str = "fraud"
     pg_password: str = "fraud"
     pg_database: str = "fraud"
+    pg_reader_user: str = Field("fraud_reader", description="read-only role the UI connects as")
+    pg_reader_password: str = "fraud_reader"
 
     # Model and scoring
     model_path: Path = Field(DEFAULT_MODEL_PATH, description="CatBoost .cbm file or a model directory")
@@ -67,6 +69,17 @@ class Settings(BaseSettings):
         return (
             f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
         )
+
+    @property
+    def pg_reader(self) -> tuple[str, str]:
+        """The read-only role the UI connects as: (user, password)."""
+        return self.pg_reader_user, self.pg_reader_password
+
+    @property
+    def pg_reader_dsn(self) -> str:
+        return self.model_copy(
+            update={"pg_user": self.pg_reader_user, "pg_password": self.pg_reader_password}
+        ).pg_dsn
 
     @property
     def dlq_transactions(self) -> str:

@@ -17,8 +17,11 @@ def migration_files() -> list[Path]:
     return sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
 
 
-async def migrate(dsn: str) -> list[str]:
-    """Apply the migrations not yet recorded; return the versions applied now."""
+async def migrate(dsn: str, reader: tuple[str, str] | None = None) -> list[str]:
+    """Apply the migrations not yet recorded; return the versions applied now.
+
+    ``reader`` (user, password) is a role given read access to every table, for the UI.
+    """
     connection = await asyncpg.connect(dsn)
     try:
         await connection.execute("SELECT pg_advisory_lock($1)", LOCK_ID)
@@ -37,6 +40,36 @@ async def migrate(dsn: str) -> list[str]:
                 await connection.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
             logger.info("applied migration %s", version)
             applied.append(version)
+        if reader is not None:
+            await ensure_reader(connection, *reader)
         return applied
     finally:
         await connection.close()
+
+
+async def ensure_reader(connection: asyncpg.Connection, user: str, password: str) -> None:
+    """Create (or update the password of) a login role that can only SELECT, now and in future tables.
+
+    Role names and passwords cannot be bind parameters in DDL; ``format`` with %I/%L quotes them.
+    """
+    exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user)
+    role = "ALTER ROLE %I" if exists else "CREATE ROLE %I"
+    statements = [
+        (f"{role} LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE", user, password),
+        ("GRANT CONNECT ON DATABASE %I TO %I", None, user),
+        ("GRANT USAGE ON SCHEMA public TO %I", user),
+        ("GRANT SELECT ON ALL TABLES IN SCHEMA public TO %I", user),
+        ("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO %I", user),
+    ]
+    for template, *arguments in statements:
+        await connection.execute(await _formatted(connection, template, arguments))
+
+
+async def _formatted(connection: asyncpg.Connection, template: str, arguments: list[str | None]) -> str:
+    """``format(template, ...)`` evaluated by the server; None stands for the current database."""
+    values = [value for value in arguments if value is not None]
+    numbers = iter(range(1, len(values) + 1))
+    placeholders = ", ".join(
+        "current_database()" if value is None else f"${next(numbers)}::text" for value in arguments
+    )
+    return await connection.fetchval(f"SELECT format('{template}', {placeholders})", *values)

@@ -46,7 +46,7 @@ class LocalStack:
         step("PostgreSQL: starting")
         self.postgres.start()
         step("PostgreSQL: applying migrations")
-        asyncio.run(migrate(self.settings.pg_dsn))
+        asyncio.run(migrate(self.settings.pg_dsn, reader=self.settings.pg_reader))
         step("Kafka: resolving jars and starting")
         self.kafka.start()
         step("Kafka: creating topics")
