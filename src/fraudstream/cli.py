@@ -101,6 +101,15 @@ def _print_status(report: dict) -> None:
         table.add_row(f"  group {group}", "", lag.get("error", f"lag {lag.get('lag')} on {lag['topic']}"))
     detail = postgres.get("error", f"{postgres.get('fraud_scores_rows')} rows in fraud_scores")
     table.add_row("postgres", _mark(postgres["healthy"]), detail)
+    for name, service in report["services"].items():
+        state = "[green]ready[/]" if service["ready"] else "[yellow]not ready[/]"
+        partitions = service.get("assigned_partitions")
+        age = service.get("last_batch_age_s")
+        table.add_row(
+            name,
+            state,
+            service["detail"] if partitions is None else f"partitions {partitions}, last batch {age} s ago",
+        )
     Console().print(table)
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 from typing import Any
 
 import asyncpg
+import orjson
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
@@ -22,7 +25,25 @@ def collect(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
         "fraud_scores_rows": postgres.get("fraud_scores_rows", 0),
         "kafka": kafka,
         "postgres": postgres,
+        "services": {
+            "detector": service_health(settings.detector_metrics_port, timeout),
+            "sink": service_health(settings.sink_metrics_port, timeout),
+        },
     }
+
+
+def service_health(port: int, timeout: float) -> dict[str, Any]:
+    """A local service's /healthz (readiness, partitions, last batch age), or that it is not running.
+
+    Services are reported, not counted in ``healthy``: `up` alone starts only the servers.
+    """
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as reply:
+            return {"running": True, **orjson.loads(reply.read())}
+    except urllib.error.HTTPError as error:
+        return {"running": True, **orjson.loads(error.read())}
+    except OSError:
+        return {"running": False, "ready": False, "detail": f"nothing answers on port {port}"}
 
 
 def kafka_status(settings: Settings, timeout: float) -> dict[str, Any]:

@@ -11,12 +11,12 @@ import uuid
 import numpy as np
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from fraudstream.model import FraudModel
-from fraudstream.scoring import score_frame
 
 from fraudstream.config import Settings
+from fraudstream.model import FraudModel
 from fraudstream.producer import TransactionProducer
 from fraudstream.schema import read_csv
+from fraudstream.scoring import score_frame
 from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
 
 pytestmark = pytest.mark.integration
@@ -80,18 +80,39 @@ def test_a_malformed_csv_is_refused_naming_the_missing_columns(stack_settings, t
     assert _end_offsets(stack_settings, stack_settings.topic_transactions) == before
 
 
-def test_status_reports_healthy_with_the_row_count(stack_settings, services):
+def test_status_reports_healthy_with_the_row_count_and_the_services(stack_settings, services):
+    ports = {
+        "FRAUDSTREAM_DETECTOR_METRICS_PORT": str(services["detector"].port),
+        "FRAUDSTREAM_SINK_METRICS_PORT": str(services["sink"].port),
+    }
     result = subprocess.run(
         [sys.executable, "-m", "fraudstream", "status", "--json"],
         capture_output=True,
         text=True,
-        env=_env(stack_settings),
+        env={**_env(stack_settings), **ports},
     )
     report = json.loads(result.stdout)
     assert result.returncode == 0, result.stdout
     assert report["healthy"] is True
-    assert report["fraud_scores_rows"] >= 0
+    assert report["fraud_scores_rows"] >= 90
     assert report["kafka"]["topics"]["transactions"]["partitions"] == 3
+    assert report["kafka"]["consumer_lag"][stack_settings.detector_group]["topic"] == "transactions"
+    detector = report["services"]["detector"]
+    assert detector["ready"] is True and detector["assigned_partitions"] == [0, 1, 2]
+    assert report["services"]["sink"]["ready"] is True
+
+
+def test_status_exits_nonzero_when_postgres_is_unreachable(stack_settings):
+    result = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "status", "--json"],
+        capture_output=True,
+        text=True,
+        env={**_env(stack_settings), "FRAUDSTREAM_PG_PORT": "1"},
+    )
+    report = json.loads(result.stdout)
+    assert result.returncode == 1
+    assert report["healthy"] is False and report["postgres"]["healthy"] is False
+    assert report["kafka"]["healthy"] is True
 
 
 def _env(settings: Settings) -> dict[str, str]:
