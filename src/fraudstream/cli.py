@@ -18,7 +18,7 @@ from fraudstream.config import Settings
 app = typer.Typer(
     help="Real-time card-fraud detection on Kafka, CatBoost and PostgreSQL.", no_args_is_help=True
 )
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _settings(**overrides: object) -> Settings:
