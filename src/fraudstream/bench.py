@@ -144,7 +144,7 @@ class _Bench:
 
     def baseline(self) -> float:
         """The seed's detector: per message a DataFrame, features, predict twice, produce and flush."""
-        source = self.stages[0]
+        source, target = self.stages[0], self.stage("baseline")
         rows = self.plan.baseline_rows
         self.say(f"baseline: the seed's per-message detector on {rows:,} messages")
         model = FraudModel.load(self.settings.model_path)
@@ -170,9 +170,9 @@ class _Bench:
                 score = model.predict(features)[0]
                 flag = int(model.predict(features)[0] > self.settings.threshold)
                 value = orjson.dumps(
-                    [{"score": score, "fraud_flag": flag, "transaction_id": data["transaction_id"]}]
+                    [{"score": float(score), "fraud_flag": flag, "transaction_id": data["transaction_id"]}]
                 )
-                producer.produce(f"bench-{self.run_id}-baseline.scoring", value)
+                producer.produce(target.topic_scoring, value)
                 producer.flush()
                 done += 1
         finally:
@@ -242,7 +242,6 @@ class _Bench:
     def clean_up(self) -> None:
         """Delete the bench's topics and its rows in fraud_scores."""
         topics = [spec.name for stage in self.stages for spec in topic_specs(stage)]
-        topics.append(f"bench-{self.run_id}-baseline.scoring")
         existing = self.admin.list_topics(timeout=10).topics
         doomed = [topic for topic in topics if topic in existing]
         if doomed:
