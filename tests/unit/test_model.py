@@ -1,0 +1,94 @@
+"""FraudModel: exact seed scores, model directories, and SHAP explanations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from catboost import Pool
+
+from fraudstream import schema
+from fraudstream.config import DEFAULT_MODEL_PATH
+from fraudstream.features import FEATURES, FeatureEngine
+from fraudstream.model import FraudModel
+from fraudstream.training import train_model
+from tests.unit.transactions import NEW_SMALL, SEED_MODEL, seed_reference_frame, synthetic
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("data") / "train.csv"
+    synthetic(customers=30, days=40).to_csv(data, index=False)
+    out = tmp_path_factory.mktemp("model")
+    train_model(data, out, iterations=40, progress=False, seed_model=None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def features() -> pd.DataFrame:
+    return FeatureEngine().transform(
+        synthetic(customers=8, days=10, seed=5).drop(columns=schema.TARGET_COLUMN)
+    )
+
+
+def test_seed_model_gives_the_seed_scores_exactly() -> None:
+    if not (SEED_MODEL.exists() and NEW_SMALL.exists()):
+        pytest.skip("the seed model or new_small.csv is not available")
+    model = FraudModel.load(SEED_MODEL)
+    expected = model.booster.predict_proba(seed_reference_frame(NEW_SMALL))[:, 1]
+    scores = model.predict(FeatureEngine().transform(schema.read_csv(NEW_SMALL)))
+    assert scores.dtype == np.float64
+    assert np.array_equal(scores, expected)
+    assert model.feature_names == list(seed_reference_frame(NEW_SMALL).columns)
+
+
+def test_model_directory_carries_metadata(small_model: Path, features: pd.DataFrame) -> None:
+    model = FraudModel.load(small_model)
+    metadata = json.loads((small_model / "metadata.json").read_text())
+    assert model.version == metadata["version"]
+    assert model.feature_names == metadata["features"]
+    assert model.threshold == 0.5
+    scores = model.predict(features)
+    assert scores.shape == (len(features),) and ((scores >= 0) & (scores <= 1)).all()
+    assert np.array_equal(scores, model.predict(features.iloc[::-1])[::-1])
+
+
+def test_metadata_that_disagrees_with_the_model_is_refused(small_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "model.cbm").write_bytes((small_model / "model.cbm").read_bytes())
+    metadata = json.loads((small_model / "metadata.json").read_text())
+    metadata["features"] = metadata["features"][::-1]
+    (tmp_path / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ValueError, match="features"):
+        FraudModel.load(tmp_path)
+
+
+def test_explain_gives_top_reasons_that_add_up_to_the_logit(
+    small_model: Path, features: pd.DataFrame
+) -> None:
+    model = FraudModel.load(small_model)
+    reasons = model.explain(features)
+    assert len(reasons) == len(features)
+    for row in reasons:
+        assert len(row) == 3
+        sizes = [abs(reason["contribution"]) for reason in row]
+        assert sizes == sorted(sizes, reverse=True)
+        assert all(reason["feature"] in model.feature_names for reason in row)
+    everything = model.explain(features, top_k=len(model.feature_names))
+    matrix = features[model.feature_names]
+    expected_value = model.booster.get_feature_importance(
+        Pool(matrix, cat_features=model.cat_features), type="ShapValues"
+    )[:, -1]
+    logits = model.booster.predict(matrix, prediction_type="RawFormulaVal")
+    totals = np.array([sum(reason["contribution"] for reason in row) for row in everything]) + expected_value
+    np.testing.assert_allclose(totals, logits, atol=1e-9)
+    assert abs(everything[0][2]["contribution"]) >= abs(everything[0][3]["contribution"])
+
+
+def test_default_model_reads_the_features_of_the_engine(features: pd.DataFrame) -> None:
+    model = FraudModel.load(DEFAULT_MODEL_PATH)
+    assert set(model.feature_names) <= set(FEATURES)
+    assert model.version.startswith("20")
+    assert model.predict(features).shape == (len(features),)
