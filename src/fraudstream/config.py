@@ -54,7 +54,7 @@ class Settings(BaseSettings):
 
     # Detector micro-batches
     batch_max_messages: int = Field(5000, ge=1)
-    batch_timeout_ms: int = Field(25, ge=1, description="longest wait to fill a batch")
+    batch_timeout_ms: int = Field(100, ge=1, description="how long an idle detector waits for a message")
 
     # Local mode
     data_dir: Path = Field(Path(".data"), description="Kafka and PostgreSQL data of `fraudstream up`")

@@ -95,9 +95,7 @@ class Detector:
         logger.info("detector started", extra=fields(instance=self.instance, model=self.model.version))
         try:
             while not self._stop.is_set():
-                messages = consumer.consume(
-                    self.settings.batch_max_messages, self.settings.batch_timeout_ms / 1000
-                )
+                messages = self._next_batch(consumer)
                 if messages:
                     self._process(messages, consumer, producer)
                 else:
@@ -105,6 +103,14 @@ class Detector:
         finally:
             consumer.close()
             producer.flush(5)
+
+    def _next_batch(self, consumer: Consumer) -> list[Message]:
+        """Wait for one message, then take whatever else is already fetched, up to the batch size:
+        small batches (low latency) when traffic is light, full ones (high throughput) under load."""
+        first = consumer.consume(1, self.settings.batch_timeout_ms / 1000)
+        if not first:
+            return first
+        return first + consumer.consume(self.settings.batch_max_messages - 1, 0)
 
     def _process(self, messages: list[Message], consumer: Consumer, producer: Producer) -> None:
         started = time.perf_counter()
