@@ -16,6 +16,7 @@ from catboost import CatBoostClassifier, Pool
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "model.cbm"
+_PRECALC_MIN_ROWS = 500
 METADATA_FILE = "metadata.json"
 
 
@@ -65,13 +66,16 @@ class FraudModel:
         """Each row's ``top_k`` SHAP contributions (to the raw logit), largest absolute value first.
 
         Uses CatBoost's approximate SHAP values: like the exact ones they add up, with the expected value,
-        to the raw logit, but they cost ~20x less (exact ones take ~0.5 s per call, too slow to stream).
+        to the raw logit, but they cost far less (exact ones take ~0.5 s per call, too slow to stream).
+        Still ~0.2 ms per row: in the stream, explain the flagged rows rather than all of them.
         """
         if features.empty:
             return []
         pool = Pool(features[self.feature_names], cat_features=self.cat_features)
+        # CatBoost's precalculation costs ~150 ms per call whatever the row count: worth it for many rows.
+        mode = "UsePreCalc" if len(features) > _PRECALC_MIN_ROWS else "NoPreCalc"
         contributions = self.booster.get_feature_importance(
-            pool, type="ShapValues", shap_calc_type="Approximate"
+            pool, type="ShapValues", shap_calc_type="Approximate", shap_mode=mode
         )[:, :-1]
         order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top_k]
         names = self.feature_names
