@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -72,30 +73,50 @@ def browser_page() -> Iterator[Page]:
         pytest.skip(f"{CHROMIUM} is missing (make system-deps installs it)")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
         page.set_default_timeout(TIMEOUT_MS)
         yield page
         browser.close()
 
 
+def night_burst(frame: pd.DataFrame) -> pd.DataFrame:
+    """Four late-night online purchases of ~$1000 within two hours by the first customer of ``frame``:
+    a pattern the model flags (none of new_small's own rows is flagged)."""
+    burst = pd.concat([frame.iloc[[0]]] * 4, ignore_index=True)
+    burst["transaction_time"] = [
+        "2019-09-14 23:10",
+        "2019-09-14 23:40",
+        "2019-09-15 00:20",
+        "2019-09-15 01:05",
+    ]
+    burst["amount"] = [900.0, 1100.0, 1250.0, 980.0]
+    burst["cat_id"] = ["shopping_net", "shopping_net", "misc_net", "grocery_pos"]
+    return burst
+
+
 def test_upload_send_and_show_results(stack_settings, services, new_small, ui_url, browser_page, tmp_path):
-    csv = tmp_path / "new_small.csv"
-    with_fresh_customers(read_csv(new_small), tmp_path.name).to_csv(csv, index=False)
+    seed = with_fresh_customers(read_csv(new_small), "browser")
+    files = {"new_small.csv": seed, "night_burst.csv": night_burst(seed)}
+    for name, frame in files.items():
+        frame.to_csv(tmp_path / name, index=False)
     scored_before = _scored(stack_settings)
     page = browser_page
 
     page.goto(ui_url)
-    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(csv)
-    expect(page.get_by_text("uploaded", exact=True)).to_be_visible()
-    page.get_by_role("button", name="Send").click()
-    expect(page.get_by_text("sent", exact=True)).to_be_visible()
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files([tmp_path / name for name in files])
+    expect(page.get_by_text("uploaded", exact=True)).to_have_count(2)
+    for sent, button in enumerate(page.get_by_role("button", name="Send").all(), start=1):
+        button.click()
+        expect(page.get_by_text("sent", exact=True)).to_have_count(sent)
 
-    wait_for(lambda: _scored(stack_settings) == scored_before + 90, 60, "90 scores", *services.values())
+    expected = scored_before + 94
+    wait_for(lambda: _scored(stack_settings) == expected, 60, "94 scores", *services.values())
     page.get_by_role("link", name="Results").click()
     page.get_by_role("button", name="Show results").click()
     expect(page.get_by_test_id("stDataFrame").first).to_be_visible()
     histogram = page.get_by_test_id("stColumn").filter(has=page.get_by_text("Score histogram (last 100)"))
     expect(histogram.get_by_test_id("stVegaLiteChart")).to_be_visible()
+    expect(page.get_by_text("Top reasons")).to_be_visible()
     page.wait_for_timeout(1000)  # let the charts finish drawing
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=SCREENSHOT, full_page=True)

@@ -83,7 +83,7 @@ def test_the_view_shows_totals_recent_frauds_details_and_histogram(page, stack_e
     assert (table.iloc[0]["amount"], table.iloc[0]["top reason"]) == (1234.5, "amount")
     assert app.selectbox(key="fraud_detail").value == flagged
     assert metrics["Score"] == "0.970"
-    fields = app.dataframe[1].value.set_index("field")["value"]
+    fields = app.table[0].value.set_index("field")["value"]
     assert fields["merch"] == "fraud_Kub" and fields["amount"] == "1234.5"
     specs = [chart.proto.spec for chart in app.get("vega_lite_chart")]
     assert len(specs) == 3  # reasons, histogram, throughput

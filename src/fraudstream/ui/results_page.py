@@ -16,6 +16,11 @@ from fraudstream.ui.queries import (
 )
 
 REFRESH_S = 5
+FRAUD_COLUMNS = {
+    "scored at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
+    "score": st.column_config.NumberColumn(format="%.3f"),
+    "amount": st.column_config.NumberColumn(format="%.2f"),
+}
 
 settings = Settings()
 st.title("Results")
@@ -34,7 +39,7 @@ def totals_row(results: Results) -> None:
 
 def frauds_section(results: Results) -> None:
     st.subheader(f"Last {RECENT_FRAUDS} fraud transactions")
-    st.dataframe(tables.fraud_table(results.frauds), hide_index=True)
+    st.dataframe(tables.fraud_table(results.frauds), hide_index=True, column_config=FRAUD_COLUMNS)
     if results.frauds.empty:
         st.caption("No transaction has been flagged as fraud yet.")
         return
@@ -46,7 +51,7 @@ def frauds_section(results: Results) -> None:
     if inputs.empty:
         fields.caption("The input of this transaction was not stored.")
     else:
-        fields.dataframe(inputs, hide_index=True)
+        fields.table(inputs, hide_index=True)
     ranked = tables.reasons_frame(detail["reasons"])
     reasons.markdown("**Top reasons** (contribution to the score)")
     if ranked.empty:

@@ -8,7 +8,7 @@ import pandas as pd
 
 from fraudstream.schema import INPUT_COLUMNS
 
-INPUT_SUMMARY = {"amount": "amount", "merch": "merchant", "cat_id": "category", "us_state": "state"}
+INPUT_SUMMARY = {"amount": "amount", "merch": "merchant", "cat_id": "category"}
 
 
 def reasons_frame(reasons: list[dict[str, Any]] | None) -> pd.DataFrame:
