@@ -151,7 +151,8 @@ class Detector:
             return Scored([], [], {})
         rows = [msgspec.structs.astuple(tx.data) for tx in transactions]
         frame = coerce(pd.DataFrame.from_records(rows, columns=list(INPUT_COLUMNS)))
-        features = self.engine.transform(frame)
+        customers = customer_ids(frame)
+        features = self.engine.transform(frame, customers)
         scores = self.model.predict(features)
         flags = (scores > self.settings.threshold).astype(int)
         reasons = self._reasons(features, scores)
@@ -171,7 +172,7 @@ class Detector:
                 messages, transactions, scores, flags, reasons, strict=True
             )
         ]
-        partitions = dict(zip(customer_ids(frame), (m.partition() for m in messages), strict=True))
+        partitions = dict(zip(customers, (m.partition() for m in messages), strict=True))
         return Scored([message.key() for message in messages], values, partitions)
 
     def _reasons(self, features: pd.DataFrame, scores: np.ndarray) -> list[list[dict]]:

@@ -119,20 +119,22 @@ class FeatureEngine:
         touched, self._touched = self._touched, set()
         return touched
 
-    def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def transform(self, frame: pd.DataFrame, customers: np.ndarray | None = None) -> pd.DataFrame:
         """Features of ``frame`` (canonical columns, each customer's rows in arrival order).
 
         Returns one row per input row (same index) and adds the rows to the customers' state.
+        ``customers`` are the rows' ``schema.customer_ids`` if the caller has them already.
         """
-        times = pd.to_datetime(frame["transaction_time"], format="ISO8601")
-        ids, codes = _customer_codes(frame)
+        times = pd.to_datetime(frame["transaction_time"], format="ISO8601").to_numpy()
+        codes, ids = pd.factorize(schema.customer_ids(frame) if customers is None else customers)
         slots = np.array([self._slot_of(customer) for customer in ids], dtype=np.int64)[codes]
         self._touched.update(ids)
+        calendar = _calendar(times)
         new = np.empty((len(frame), N_EVENT_FIELDS), dtype=np.int64)
-        new[:, EV_TIME] = times.to_numpy().astype("datetime64[m]").astype(np.int64)
+        new[:, EV_TIME] = times.astype("datetime64[m]").astype(np.int64)
         new[:, EV_CENTS] = np.rint(frame["amount"].to_numpy() * 100).astype(np.int64)
         new[:, EV_CAT] = _category_index(frame["cat_id"])
-        hours = times.dt.hour.to_numpy()
+        hours = calendar["hour"]
         new[:, EV_NIGHT] = np.isin(hours, NIGHT_HOURS)
         behaviour = self._advance(slots, new)
         behaviour["is_night"] = new[:, EV_NIGHT]
@@ -143,8 +145,8 @@ class FeatureEngine:
             (frame["lat"].to_numpy() - frame["merchant_lat"].to_numpy()) ** 2
             + (frame["lon"].to_numpy() - frame["merchant_lon"].to_numpy()) ** 2
         )
-        out = pd.concat([_seed_columns(frame, times), pd.DataFrame(behaviour, index=frame.index)], axis=1)
-        return out[list(FEATURES)]
+        columns = {name: frame[name].to_numpy() for name in SEED_FEATURES if name in frame.columns}
+        return pd.DataFrame({**columns, **calendar, **behaviour}, index=frame.index, columns=list(FEATURES))
 
     def _slot_of(self, customer: str) -> int:
         slot = self._slots.get(customer)
@@ -326,23 +328,21 @@ def _decode_state(state: bytes) -> tuple[np.ndarray, np.ndarray]:
     return agg, values[_HEADER + N_AGG_FIELDS :].reshape(n_events, N_EVENT_FIELDS).copy()
 
 
-def _customer_codes(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct customer ids of ``frame`` and each row's index into them (hashing each customer once)."""
-    joined = frame["name_1"] + "\x1f" + frame["name_2"] + "\x1f" + frame["street"] + "\x1f"
-    codes = pd.factorize(joined + frame["post_code"].astype("str"))[0]
-    first_rows = np.unique(codes, return_index=True)[1]
-    return schema.customer_ids(frame.iloc[first_rows]), codes
-
-
 def _category_index(categories: pd.Series) -> np.ndarray:
     codes = _CATEGORY_INDEX.get_indexer(categories).astype(np.int64)
     return np.where(codes < 0, N_CATEGORIES - 1, codes)
 
 
-def _seed_columns(frame: pd.DataFrame, times: pd.Series) -> pd.DataFrame:
-    """The seed model's preprocessing: raw columns, ``is_weekend`` (bool) and the calendar parts."""
-    columns = {name: frame[name] for name in SEED_FEATURES if name in frame.columns}
-    columns["is_weekend"] = times.dt.day_of_week >= 5
-    for part in ("year", "month", "day", "hour", "minute"):
-        columns[part] = getattr(times.dt, part)
-    return pd.DataFrame(columns, index=frame.index)
+def _calendar(times: np.ndarray) -> dict[str, np.ndarray]:
+    """The seed's calendar parts of datetime64 ``times``: ``is_weekend`` (bool), year..minute (int32)."""
+    days = times.astype("datetime64[D]")
+    months = times.astype("datetime64[M]")
+    hours = times.astype("datetime64[h]")
+    return {
+        "is_weekend": (days.astype(np.int64) + 3) % 7 >= 5,  # 1970-01-01 was a Thursday (weekday 3)
+        "year": (times.astype("datetime64[Y]").astype(np.int64) + 1970).astype(np.int32),
+        "month": (months.astype(np.int64) % 12 + 1).astype(np.int32),
+        "day": ((days - months).astype(np.int64) + 1).astype(np.int32),
+        "hour": (hours - days).astype(np.int64).astype(np.int32),
+        "minute": (times.astype("datetime64[m]") - hours).astype(np.int64).astype(np.int32),
+    }

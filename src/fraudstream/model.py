@@ -60,7 +60,12 @@ class FraudModel:
         """Fraud probability of each row, float64, in one CatBoost call."""
         if features.empty:
             return np.zeros(0, dtype=np.float64)
-        return self.booster.predict_proba(features[self.feature_names])[:, 1].astype(np.float64)
+        return self.booster.predict_proba(self._inputs(features))[:, 1].astype(np.float64)
+
+    def _inputs(self, features: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+        """The model's columns; a float matrix when it has no categorical features (3x less overhead)."""
+        selected = features[self.feature_names]
+        return selected if self.cat_features else selected.to_numpy(np.float64)
 
     def explain(self, features: pd.DataFrame, top_k: int = 3) -> list[list[dict[str, Any]]]:
         """Each row's ``top_k`` SHAP contributions (to the raw logit), largest absolute value first.
@@ -71,7 +76,7 @@ class FraudModel:
         """
         if features.empty:
             return []
-        pool = Pool(features[self.feature_names], cat_features=self.cat_features)
+        pool = Pool(self._inputs(features), cat_features=self.cat_features or None)
         # CatBoost's precalculation costs ~150 ms per call whatever the row count: worth it for many rows.
         mode = "UsePreCalc" if len(features) > _PRECALC_MIN_ROWS else "NoPreCalc"
         contributions = self.booster.get_feature_importance(
