@@ -9,31 +9,51 @@ import sys
 import uuid
 
 import numpy as np
+import pandas as pd
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudstream.config import Settings
-from fraudstream.model import FraudModel
 from fraudstream.producer import TransactionProducer
 from fraudstream.schema import read_csv
-from fraudstream.scoring import score_frame
 from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
 
 pytestmark = pytest.mark.integration
 
 
-def test_new_small_lands_in_postgres_with_the_offline_scores(stack_settings, services, new_small):
+def test_new_small_lands_in_postgres_with_the_scores_of_offline_scoring(
+    stack_settings, services, new_small, tmp_path
+):
     frame = with_fresh_customers(read_csv(new_small), "e2e")
+    frame.to_csv(tmp_path / "fresh.csv", index=False)
 
     report = TransactionProducer(stack_settings).send(frame)
     wait_for(
         lambda: count_rows(stack_settings, report.transaction_ids) == 90, 60, "90 rows", *services.values()
     )
+    offline = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraudstream",
+            "score",
+            str(tmp_path / "fresh.csv"),
+            "--out",
+            str(tmp_path / "out.csv"),
+        ],
+        env=_env(stack_settings),
+        check=True,
+        capture_output=True,
+    )
 
     stored = fetch_scores(stack_settings, report.transaction_ids).loc[report.transaction_ids]
-    offline = score_frame(frame, FraudModel.load(stack_settings.model_path), stack_settings.threshold)
-    assert np.array_equal(stored["score"].to_numpy(), offline["score"].to_numpy())
-    assert np.array_equal(stored["fraud_flag"].to_numpy(), offline["fraud_flag"].to_numpy())
+    scored = pd.read_csv(tmp_path / "out.csv", float_precision="round_trip")
+    assert offline.returncode == 0
+    assert np.array_equal(stored["score"].to_numpy(), scored["score"].to_numpy())
+    assert np.array_equal(stored["fraud_flag"].to_numpy(), scored["fraud_flag"].to_numpy())
+    explained = stored["score"] >= stack_settings.explain_min_score
+    assert all(len(json.loads(reasons)) == 3 for reasons in stored.loc[explained, "reasons"])
+    assert stored.loc[~explained, "reasons"].isna().all()
 
 
 def test_a_replayed_transaction_gives_one_row(stack_settings, services, new_small):
