@@ -52,10 +52,14 @@ def run_sink(settings: Settings, metrics_port: int | None = None) -> None:
 
 def ui_command(settings: Settings) -> list[str]:
     """The streamlit command line that serves the interface."""
+    from fraudstream.ui.uploads import MAX_UPLOAD_MB
+
     app = Path(__file__).with_name("ui") / "app.py"
     return [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(settings.ui_port),
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",
+        "--server.maxUploadSize", str(MAX_UPLOAD_MB),
     ]  # fmt: skip

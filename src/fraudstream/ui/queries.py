@@ -95,7 +95,7 @@ async def throughput(
 
 
 async def _connect(settings: Settings) -> asyncpg.Connection:
-    connection = await asyncpg.connect(settings.pg_dsn, timeout=CONNECT_TIMEOUT_S)
+    connection = await asyncpg.connect(settings.pg_reader_dsn, timeout=CONNECT_TIMEOUT_S)
     await connection.set_type_codec("jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog")
     return connection
 
