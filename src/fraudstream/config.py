@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     model_path: Path = Field(DEFAULT_MODEL_PATH, description="CatBoost .cbm file or a model directory")
     threshold: float = Field(0.5, ge=0.0, le=1.0, description="fraud_flag = score > threshold")
     explain_min_score: float = Field(
-        0.1, ge=0.0, le=1.0, description="scores from here up carry their top-3 SHAP reasons (0 = all)"
+        0.5, ge=0.0, le=1.0, description="scores from here up carry their top-3 SHAP reasons (0 = all)"
     )
 
     # Detector micro-batches

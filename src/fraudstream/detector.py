@@ -159,7 +159,7 @@ class Detector:
         values = [
             encoder.encode(
                 {
-                    "transaction_id": str(tx.transaction_id),
+                    "transaction_id": tx.transaction_id,
                     "score": float(score),
                     "fraud_flag": int(flag),
                     "reasons": why,
