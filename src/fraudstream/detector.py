@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -40,6 +40,7 @@ from fraudstream.telemetry import Readiness, ServiceMetrics
 logger = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
+TXN_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,15 @@ class Detector:
             for message, reason in dead:
                 self._dead_letter(producer, message, reason)
             self._write_state(producer, scored.partition_of_customer)
-            producer.send_offsets_to_transaction(
-                _next_offsets(messages), consumer.consumer_group_metadata(), 30
+            offsets, group = _next_offsets(messages), consumer.consumer_group_metadata()
+            _within(
+                TXN_TIMEOUT_S,
+                "send_offsets_to_transaction",
+                producer.send_offsets_to_transaction,
+                offsets,
+                group,
             )
-            producer.commit_transaction(30)
+            _within(TXN_TIMEOUT_S, "commit_transaction", producer.commit_transaction)
         except KafkaException:
             _abort(producer)
             raise
@@ -315,8 +321,32 @@ def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
     return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
 
 
+def _within(seconds: float, what: str, call: Callable[..., object], *args: object) -> None:
+    """``call(*args, seconds)``, given up on if it blocks longer than its own timeout.
+
+    librdkafka can block in a transactional call past its timeout when the group coordinator
+    goes away (librdkafka issues 5456 and 5511): the call is left behind on its thread, and the
+    raised error makes the detector start over with fresh clients, whose init_transactions fences it.
+    """
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            call(*args, seconds)
+        except BaseException as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name=what, daemon=True)
+    worker.start()
+    worker.join(seconds + 5)
+    if worker.is_alive():
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{what} blocked for {seconds + 5:.0f} s"))
+    if "error" in outcome:
+        raise outcome["error"]
+
+
 def _abort(producer: Producer) -> None:
     try:
-        producer.abort_transaction(10)
+        _within(10, "abort_transaction", producer.abort_transaction)
     except KafkaException as error:
         logger.warning("abort failed", extra=fields(error=str(error)))
