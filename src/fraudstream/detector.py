@@ -16,25 +16,22 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-import msgspec
 import numpy as np
 import pandas as pd
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from fraudstream.batch_decode import DecodedBatch, decode_batch
 from fraudstream.config import Settings
 from fraudstream.features import FeatureEngine
 from fraudstream.infra.topics import state_topic
 from fraudstream.logs import fields
 from fraudstream.messages import (
-    BadMessage,
-    TransactionMessage,
     dead_letter_headers,
-    decode_transaction,
     encoder,
 )
 from fraudstream.model import FraudModel
 from fraudstream.producer import producer_config
-from fraudstream.schema import INPUT_COLUMNS, coerce, customer_ids
+from fraudstream.schema import customer_ids
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -115,10 +112,12 @@ class Detector:
 
     def _process(self, messages: list[Message], consumer: Consumer, producer: Producer) -> None:
         started = time.perf_counter()
-        records, dead = self._decode(messages)
+        kept, batch = self._decode(messages)
+        sources = [kept[index] for index in batch.positions]
+        dead = [(kept[index], reason) for index, reason in batch.dead]
         producer.begin_transaction()
         try:
-            scored = self._score([message for message, _ in records], [tx for _, tx in records])
+            scored = self._score(sources, batch)
             for key, value in zip(scored.keys, scored.values, strict=True):
                 producer.produce(self.settings.topic_scoring, value, key)
             for message, reason in dead:
@@ -136,46 +135,46 @@ class Detector:
         except KafkaException:
             _abort(producer)
             raise
-        self._account(len(messages), len(records), len(dead), time.perf_counter() - started)
+        self._account(len(messages), len(sources), len(dead), time.perf_counter() - started)
 
-    def _decode(self, messages: list[Message]) -> tuple[list[tuple[Message, TransactionMessage]], list]:
-        records, dead = [], []
+    def _decode(self, messages: list[Message]) -> tuple[list[Message], DecodedBatch]:
+        """The batch's records (Kafka errors raised, end-of-partition events skipped), decoded."""
+        kept = []
         for message in messages:
             error = message.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise KafkaException(error)
-            try:
-                records.append((message, decode_transaction(message.value())))
-            except BadMessage as bad:
-                dead.append((message, bad.reason))
-        return _drop_bad_times(records, dead)
+            kept.append(message)
+        return kept, decode_batch([message.value() for message in kept])
 
-    def _score(self, messages: list[Message], transactions: list[TransactionMessage]) -> Scored:
-        if not transactions:
+    def _score(self, messages: list[Message], batch: DecodedBatch) -> Scored:
+        """Score messages: ``messages[i]`` is the Kafka record of ``batch.frame`` row i."""
+        if batch.frame.empty:
             return Scored([], [], {})
-        rows = [msgspec.structs.astuple(tx.data) for tx in transactions]
-        frame = coerce(pd.DataFrame.from_records(rows, columns=list(INPUT_COLUMNS)))
+        frame = batch.frame
         customers = customer_ids(frame)
         features = self.engine.transform(frame, customers)
         scores = self.model.predict(features)
         flags = (scores > self.settings.threshold).astype(int)
         reasons = self._reasons(features, scores)
+        flagged = np.flatnonzero(flags)
+        inputs = dict(zip(flagged.tolist(), frame.iloc[flagged].to_dict("records"), strict=True))
         values = [
             encoder.encode(
                 {
-                    "transaction_id": tx.transaction_id,
+                    "transaction_id": transaction_id,
                     "score": float(score),
                     "fraud_flag": int(flag),
                     "reasons": why,
                     "model_version": self.model.version,
                     "produced_at": message.timestamp()[1],
-                    **({"transaction": tx.data} if flag else {}),
+                    **({"transaction": inputs[row]} if flag else {}),
                 }
             )
-            for message, tx, score, flag, why in zip(
-                messages, transactions, scores, flags, reasons, strict=True
+            for row, (message, transaction_id, score, flag, why) in enumerate(
+                zip(messages, batch.transaction_ids, scores, flags, reasons, strict=True)
             )
         ]
         partitions = dict(zip(customers, (m.partition() for m in messages), strict=True))
@@ -296,28 +295,9 @@ def read_changelog(
         reader.close()
 
 
-def _drop_bad_times(
-    records: list[tuple[Message, TransactionMessage]], dead: list[tuple[Message, str]]
-) -> tuple[list[tuple[Message, TransactionMessage]], list[tuple[Message, str]]]:
-    """Move rows whose transaction_time matches the pattern but is no real date (2019-13-45) to dead."""
-    if not records:
-        return records, dead
-    times = pd.to_datetime(pd.Series([tx.data.transaction_time for _, tx in records]), errors="coerce")
-    bad = np.flatnonzero(times.isna().to_numpy())
-    if len(bad) == 0:
-        return records, dead
-    bad_set = set(bad.tolist())
-    for index in bad:
-        message, tx = records[index]
-        dead.append((message, f"unparsable transaction_time: {tx.data.transaction_time!r}"))
-    return [record for i, record in enumerate(records) if i not in bad_set], dead
-
-
 def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
-    last: dict[tuple[str, int], int] = {}
-    for message in messages:
-        key = (message.topic(), message.partition())
-        last[key] = max(last.get(key, -1), message.offset())
+    """The offset after each partition's last message (a partition's messages arrive in offset order)."""
+    last = {(message.topic(), message.partition()): message.offset() for message in messages}
     return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
 
 

@@ -91,6 +91,10 @@ def _decode(decoder: msgspec.json.Decoder, value: bytes | None) -> object:
         return decoder.decode(value)
     except msgspec.DecodeError as error:
         raise BadMessage(str(error)) from error
+    except UnicodeDecodeError as error:  # msgspec raises it for invalid UTF-8 inside a string
+        raise BadMessage(f"invalid UTF-8 in a string: {error}") from error
+    except RecursionError as error:
+        raise BadMessage(f"JSON nested too deeply: {error}") from error
 
 
 def decode_transaction(value: bytes | None) -> TransactionMessage:
