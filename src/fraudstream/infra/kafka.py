@@ -139,10 +139,10 @@ class KafkaServer:
         """Format the KRaft log directory on first start; later starts keep the data."""
         if (self.data_dir / "kraft-logs" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # may start with "-"
         result = subprocess.run(
             [java, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", self._classpath(),
-             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)],
             capture_output=True,
             text=True,
         )  # fmt: skip
