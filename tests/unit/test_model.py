@@ -14,17 +14,7 @@ from fraudstream import schema
 from fraudstream.config import DEFAULT_MODEL_PATH
 from fraudstream.features import FEATURES, FeatureEngine
 from fraudstream.model import FraudModel
-from fraudstream.training import train_model
 from tests.unit.transactions import NEW_SMALL, SEED_MODEL, seed_reference_frame, synthetic
-
-
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("data") / "train.csv"
-    synthetic(customers=30, days=40).to_csv(data, index=False)
-    out = tmp_path_factory.mktemp("model")
-    train_model(data, out, iterations=40, progress=False, seed_model=None)
-    return out
 
 
 @pytest.fixture(scope="module")

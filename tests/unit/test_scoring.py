@@ -12,17 +12,7 @@ from fraudstream import schema
 from fraudstream.features import FeatureEngine
 from fraudstream.model import FraudModel
 from fraudstream.scoring import score_file, score_frame
-from fraudstream.training import train_model
 from tests.unit.transactions import synthetic
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    data = tmp_path_factory.mktemp("data") / "train.csv"
-    synthetic(customers=30, days=40).to_csv(data, index=False)
-    out = tmp_path_factory.mktemp("model")
-    train_model(data, out, iterations=40, progress=False, seed_model=None)
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +20,10 @@ def frame() -> pd.DataFrame:
     return synthetic(customers=10, days=15, seed=3)
 
 
-def test_scores_follow_time_order_but_come_back_in_input_order(model_dir: Path, frame: pd.DataFrame) -> None:
-    model = FraudModel.load(model_dir)
+def test_scores_follow_time_order_but_come_back_in_input_order(
+    small_model: Path, frame: pd.DataFrame
+) -> None:
+    model = FraudModel.load(small_model)
     in_order = score_frame(frame, model, 0.5)
     expected = model.predict(FeatureEngine().transform(frame))
     assert np.array_equal(in_order["score"].to_numpy(), expected)
@@ -42,8 +34,8 @@ def test_scores_follow_time_order_but_come_back_in_input_order(model_dir: Path, 
     assert (out["fraud_flag"] == (out["score"] > 0.5).astype(int)).all()
 
 
-def test_score_frame_continues_a_given_engine(model_dir: Path, frame: pd.DataFrame) -> None:
-    model = FraudModel.load(model_dir)
+def test_score_frame_continues_a_given_engine(small_model: Path, frame: pd.DataFrame) -> None:
+    model = FraudModel.load(small_model)
     half = len(frame) // 2
     engine = FeatureEngine()
     first = score_frame(frame.iloc[:half], model, 0.5, engine)
@@ -53,10 +45,10 @@ def test_score_frame_continues_a_given_engine(model_dir: Path, frame: pd.DataFra
     )
 
 
-def test_score_file_with_ids_and_labels(model_dir: Path, frame: pd.DataFrame, tmp_path: Path) -> None:
+def test_score_file_with_ids_and_labels(small_model: Path, frame: pd.DataFrame, tmp_path: Path) -> None:
     source = frame.assign(transaction_id=[f"tx-{i}" for i in range(len(frame))])
     source.to_csv(tmp_path / "in.csv", index=False)
-    metrics = score_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir, 0.5)
+    metrics = score_file(tmp_path / "in.csv", tmp_path / "out.csv", small_model, 0.5)
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["transaction_id", "score", "fraud_flag"]
     assert out["transaction_id"].tolist() == source["transaction_id"].tolist()
@@ -65,9 +57,9 @@ def test_score_file_with_ids_and_labels(model_dir: Path, frame: pd.DataFrame, tm
     assert metrics["confusion"]["tp"] + metrics["confusion"]["fn"] == metrics["positives"]
 
 
-def test_score_file_without_labels_counts(model_dir: Path, frame: pd.DataFrame, tmp_path: Path) -> None:
+def test_score_file_without_labels_counts(small_model: Path, frame: pd.DataFrame, tmp_path: Path) -> None:
     frame.drop(columns=schema.TARGET_COLUMN).to_csv(tmp_path / "in.csv", index=False)
-    metrics = score_file(tmp_path / "in.csv", tmp_path / "out.csv", model_dir, 0.99)
+    metrics = score_file(tmp_path / "in.csv", tmp_path / "out.csv", small_model, 0.99)
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out.columns) == ["score", "fraud_flag"]
     assert metrics == {"rows": len(frame), "flagged": int(out["fraud_flag"].sum()), "threshold": 0.99}
