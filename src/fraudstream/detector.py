@@ -160,7 +160,11 @@ class Detector:
         flags = (scores > self.settings.threshold).astype(int)
         reasons = self._reasons(features, scores)
         flagged = np.flatnonzero(flags)
-        inputs = dict(zip(flagged.tolist(), frame.iloc[flagged].to_dict("records"), strict=True))
+        inputs = (
+            dict(zip(flagged.tolist(), frame.iloc[flagged].to_dict("records"), strict=True))
+            if len(flagged)
+            else {}
+        )
         values = [
             encoder.encode(
                 {
@@ -184,6 +188,8 @@ class Detector:
         """Top SHAP reasons of the scores worth a look; SHAP costs ~30x a prediction, so not for all."""
         explained = np.flatnonzero(scores >= self.settings.explain_min_score)
         reasons: list[list[dict]] = [[] for _ in range(len(scores))]
+        if len(explained) == 0:
+            return reasons
         for row, why in zip(explained, self.model.explain(features.iloc[explained]), strict=True):
             reasons[row] = why
         return reasons
