@@ -257,6 +257,8 @@ class Detector:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
+            "session.timeout.ms": 10000,  # a killed detector's partitions move on within 10 s
+            "heartbeat.interval.ms": 3000,
             "fetch.wait.max.ms": 20,
             "queued.max.messages.kbytes": 65536,
         }

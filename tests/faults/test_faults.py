@@ -35,7 +35,7 @@ FAULTS = 5
 
 @pytest.fixture
 def scoped(stack_settings: Settings, request: pytest.FixtureRequest) -> Settings:
-    settings = stack_settings.scoped(f"fault-{request.node.name}-{uuid.uuid4().hex[:6]}")
+    settings = stack_settings.scoped(f"fault-{request.node.originalname}-{uuid.uuid4().hex[:6]}")
     ensure_topics(settings)
     return settings
 
