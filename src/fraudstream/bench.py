@@ -32,6 +32,7 @@ from confluent_kafka.admin import AdminClient
 
 from fraudstream.config import Settings
 from fraudstream.features import FeatureEngine
+from fraudstream.infra.process import wait_until
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics, topic_specs
 from fraudstream.loadgen import transactions
@@ -192,6 +193,9 @@ class _Bench:
                 service.start()
             for service in running:
                 service.wait_ready(120)
+            for name in names:
+                group = [service for service in running if service.name == name]
+                wait_until(lambda group=group: _settled(group, stage.topic_partitions), 120, f"{name} group")
             yield running
         finally:
             for service in running:
@@ -249,6 +253,13 @@ class _Bench:
                 future.result()
         asyncio.run(_delete_rows(self.settings, self.transaction_ids))
         self.reader.close()
+
+
+def _settled(services: list[ServiceProcess], partitions: int) -> bool:
+    """Every partition held by exactly one member, and every member busy if there are enough partitions:
+    measuring before the group settles would time its rebalances."""
+    held = [len((service.health() or {}).get("assigned_partitions", [])) for service in services]
+    return sum(held) == partitions and (len(services) > partitions or all(held))
 
 
 async def _latencies(settings: Settings, transaction_ids: list[str]) -> dict[str, float]:
