@@ -128,7 +128,9 @@ class Sink:
         flat = [record for batch in records.values() for record in batch]
         batch = decode_batch(flat)
         await _retry_forever(lambda: write_rows(pool, batch.rows), "postgres write", self._stop, self.metrics)
-        await self._dead_letters(producer, batch.dead)
+        await _retry_forever(
+            lambda: self._dead_letters(producer, batch.dead), "dead letters", self._stop, self.metrics
+        )
         offsets = {tp: batch_records[-1].offset + 1 for tp, batch_records in records.items()}
         await _retry_forever(lambda: consumer.commit(offsets), "kafka commit", self._stop, self.metrics)
         self._committed.update(offsets)
