@@ -13,6 +13,7 @@ from fraudstream.config import Settings
 from fraudstream.infra.process import free_port, port_in_use
 from fraudstream.infra.stack import LocalStack
 from fraudstream.supervisor import ServiceProcess
+from tests.helpers import running_pipeline
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEED = SHARED / "seed"
@@ -74,14 +75,5 @@ def stack(stack_settings: Settings) -> LocalStack:
 @pytest.fixture(scope="session")
 def services(stack_settings: Settings) -> Iterator[dict[str, ServiceProcess]]:
     """A detector and a sink running as real processes against the session's stack."""
-    running = {
-        "detector": ServiceProcess("detector", stack_settings),
-        "sink": ServiceProcess("sink", stack_settings),
-    }
-    for service in running.values():
-        service.start()
-    for service in running.values():
-        service.wait_ready()
-    yield running
-    for service in running.values():
-        service.stop()
+    with running_pipeline(stack_settings) as running:
+        yield running

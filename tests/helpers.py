@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 import asyncpg
 import pandas as pd
 
 from fraudstream.config import Settings
 from fraudstream.supervisor import ServiceProcess
+
+
+@contextmanager
+def running_pipeline(settings: Settings, instance: str = "test") -> Iterator[dict[str, ServiceProcess]]:
+    """A detector and a sink as real processes, ready, stopped on exit."""
+    services = {
+        "detector": ServiceProcess("detector", settings, "--instance", instance),
+        "sink": ServiceProcess("sink", settings),
+    }
+    for service in services.values():
+        service.start()
+    try:
+        for service in services.values():
+            service.wait_ready()
+        yield services
+    finally:
+        for service in services.values():
+            service.stop()
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, *services: ServiceProcess) -> None:

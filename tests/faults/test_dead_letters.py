@@ -14,7 +14,7 @@ from fraudstream.infra.topics import ensure_topics
 from fraudstream.loadgen import transactions
 from fraudstream.schema import INPUT_COLUMNS
 from fraudstream.supervisor import ServiceProcess
-from tests.helpers import count_rows, wait_for
+from tests.helpers import count_rows, running_pipeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -88,10 +88,7 @@ def test_every_malformed_message_lands_in_the_dlq_and_every_good_one_is_scored(s
     corpus = malformed_corpus()
     good = good_messages(len(corpus) * 2)
     assert len(corpus) >= 50
-    services = [ServiceProcess("detector", scoped, "--instance", "dlq"), ServiceProcess("sink", scoped)]
-    for service in services:
-        service.start()
-    try:
+    with running_pipeline(scoped, instance="dlq") as services:
         producer = Producer({"bootstrap.servers": scoped.kafka_bootstrap_servers})
         for index, bad in enumerate(corpus):
             for message in good[2 * index : 2 * index + 2]:
@@ -100,14 +97,11 @@ def test_every_malformed_message_lands_in_the_dlq_and_every_good_one_is_scored(s
         producer.flush(10)
 
         ids = [message["transaction_id"] for message in good]
-        wait_for(lambda: count_rows(scoped, ids) == len(ids), 90, "the good rows", *services)
+        wait_for(lambda: count_rows(scoped, ids) == len(ids), 90, "the good rows", *services.values())
         dead = read_all(scoped, scoped.dlq_transactions, len(corpus))
         assert sorted((m["value"] or b"") for m in dead) == sorted((b or b"") for b in corpus)
         assert all(m["headers"]["error"] and m["headers"]["source.topic"] for m in dead)
-        assert all(service.process.poll() is None for service in services), "a service died"
-    finally:
-        for service in services:
-            service.stop()
+        assert all(service.process.poll() is None for service in services.values()), "a service died"
 
 
 def test_malformed_score_messages_land_in_the_scoring_dlq(scoped):

@@ -24,7 +24,7 @@ from fraudstream.infra.topics import ensure_topics
 from fraudstream.loadgen import transactions
 from fraudstream.producer import TransactionProducer
 from fraudstream.supervisor import ServiceProcess
-from tests.helpers import count_rows, wait_for
+from tests.helpers import count_rows, running_pipeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -42,17 +42,8 @@ def scoped(stack_settings: Settings, request: pytest.FixtureRequest) -> Settings
 
 @pytest.fixture
 def pipeline(scoped: Settings) -> Iterator[dict[str, ServiceProcess]]:
-    services = {
-        "detector": ServiceProcess("detector", scoped, "--instance", "fault-0"),
-        "sink": ServiceProcess("sink", scoped),
-    }
-    for service in services.values():
-        service.start()
-    for service in services.values():
-        service.wait_ready()
-    yield services
-    for service in services.values():
-        service.stop()
+    with running_pipeline(scoped, instance="fault-0") as services:
+        yield services
 
 
 def stream_while(settings: Settings, fault: Callable[[], None], seed: int) -> list[str]:
