@@ -14,8 +14,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudstream.config import Settings
+from fraudstream.model import FraudModel
 from fraudstream.producer import TransactionProducer
 from fraudstream.schema import read_csv
+from fraudstream.scoring import score_frame
 from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
 
 pytestmark = pytest.mark.integration
@@ -173,3 +175,25 @@ def _scoring_messages_for(settings: Settings, transaction_id: str) -> int:
     finally:
         consumer.close()
     return found
+
+
+def test_history_survives_a_detector_kill(stack_settings, services, new_small):
+    """A killed detector's successor restores the customers' history from the changelog: the scores
+    are the ones an uninterrupted run gives."""
+    frame = with_fresh_customers(read_csv(new_small), "restart")
+    frame = frame.iloc[np.argsort(pd.to_datetime(frame["transaction_time"]).to_numpy(), kind="stable")]
+    later = frame.assign(transaction_time="2021" + frame["transaction_time"].str[4:])  # after every original
+    frame = pd.concat([frame, later])
+    first, second = frame.iloc[: len(frame) // 2], frame.iloc[len(frame) // 2 :]
+    producer = TransactionProducer(stack_settings)
+
+    sent = producer.send(first).transaction_ids
+    wait_for(lambda: count_rows(stack_settings, sent) == len(first), 60, "first half", *services.values())
+    services["detector"].kill()
+    services["detector"].start()
+    sent += producer.send(second).transaction_ids
+    wait_for(lambda: count_rows(stack_settings, sent) == len(frame), 60, "second half", *services.values())
+
+    stored = fetch_scores(stack_settings, sent).loc[sent, "score"].to_numpy()
+    offline = score_frame(frame.reset_index(drop=True), FraudModel.load(stack_settings.model_path), 0.5)
+    assert np.array_equal(stored, offline["score"].to_numpy())
