@@ -18,27 +18,11 @@ from fraudstream import schema
 
 logger = logging.getLogger(__name__)
 
-SEED_FEATURES = (
-    "merch",
-    "cat_id",
-    "amount",
-    "gender",
-    "one_city",
-    "us_state",
-    "post_code",
-    "lat",
-    "lon",
-    "population_city",
-    "jobs",
-    "merchant_lat",
-    "merchant_lon",
-    "is_weekend",
-    "year",
-    "month",
-    "day",
-    "hour",
-    "minute",
-)
+# The seed's preprocessing: the input columns but the time and the customer's identity, plus calendar parts.
+SEED_DROPPED = ("transaction_time", "name_1", "name_2", "street")
+SEED_RAW = tuple(column for column in schema.INPUT_COLUMNS if column not in SEED_DROPPED)
+CALENDAR = ("is_weekend", "year", "month", "day", "hour", "minute")
+SEED_FEATURES = SEED_RAW + CALENDAR
 # Index of a category inside the state: never reorder, only append (unknown categories share the last slot).
 CATEGORIES = (
     "entertainment",
@@ -145,7 +129,7 @@ class FeatureEngine:
             (frame["lat"].to_numpy() - frame["merchant_lat"].to_numpy()) ** 2
             + (frame["lon"].to_numpy() - frame["merchant_lon"].to_numpy()) ** 2
         )
-        columns = {name: frame[name].to_numpy() for name in SEED_FEATURES if name in frame.columns}
+        columns = {name: frame[name].to_numpy() for name in SEED_RAW}
         return pd.DataFrame({**columns, **calendar, **behaviour}, index=frame.index, columns=list(FEATURES))
 
     def _slot_of(self, customer: str) -> int:

@@ -79,7 +79,7 @@ def coerce(frame: pd.DataFrame) -> pd.DataFrame:
                 typed[column] = values.astype("str")
             elif column in FLOAT_COLUMNS:
                 typed[column] = values.astype("float64")
-            else:
+            else:  # INTEGER_COLUMNS and the target
                 typed[column] = values.astype("int64")
         except (TypeError, ValueError) as error:
             raise InputFormatError(f"column {column!r} has values of the wrong type: {error}") from error

@@ -26,7 +26,6 @@ RESTART_DELAY_S = 2.0
 class Child:
     name: str
     process: subprocess.Popen = field(repr=False)
-    restarts: int = 0
 
 
 def start_service(name: str) -> subprocess.Popen:
@@ -145,7 +144,6 @@ def _restart_exited(children: list[Child], console: Console) -> None:
             )
             time.sleep(RESTART_DELAY_S)
             child.process = start_service(child.name)
-            child.restarts += 1
 
 
 def _wait_or_kill(process: subprocess.Popen, timeout: float = 20.0) -> None:
