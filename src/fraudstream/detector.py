@@ -98,9 +98,19 @@ class Detector:
                     self._process(messages, consumer, producer)
                 else:
                     self.readiness.batch_done()
+                self._record_lag(consumer)
         finally:
             consumer.close()
             producer.flush(5)
+
+    def _record_lag(self, consumer: Consumer) -> None:
+        """Messages behind the end per assigned partition, from the watermarks fetches bring (no request)."""
+        for position in consumer.position(consumer.assignment()):
+            end = consumer.get_watermark_offsets(position, cached=True)[1]
+            if position.offset >= 0 and end >= 0:
+                self.metrics.consumer_lag.labels("detector", str(position.partition)).set(
+                    end - position.offset
+                )
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
         """Wait for one message, then take whatever else is already fetched, up to the batch size:
@@ -185,7 +195,7 @@ class Detector:
         return Scored([message.key() for message in messages], values, partitions)
 
     def _reasons(self, features: pd.DataFrame, scores: np.ndarray) -> list[list[dict]]:
-        """Top SHAP reasons of the scores worth a look; SHAP costs ~30x a prediction, so not for all."""
+        """Top SHAP reasons of the scores worth a look; SHAP costs ~100x a prediction, so not for all."""
         explained = np.flatnonzero(scores >= self.settings.explain_min_score)
         reasons: list[list[dict]] = [[] for _ in range(len(scores))]
         if len(explained) == 0:

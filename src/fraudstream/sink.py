@@ -134,6 +134,10 @@ class Sink:
         offsets = {tp: batch_records[-1].offset + 1 for tp, batch_records in records.items()}
         await _retry_forever(lambda: consumer.commit(offsets), "kafka commit", self._stop, self.metrics)
         self._committed.update(offsets)
+        for tp, offset in offsets.items():
+            end = consumer.highwater(tp)
+            if end is not None:
+                self.metrics.consumer_lag.labels("sink", str(tp.partition)).set(end - offset)
         self.metrics.messages_in.inc(len(flat))
         self.metrics.messages_out.inc(len(batch.rows))
         self.metrics.dead_letters.inc(len(batch.dead))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import urllib.request
 import uuid
 
 import numpy as np
@@ -18,6 +20,7 @@ from fraudstream.model import FraudModel
 from fraudstream.producer import TransactionProducer
 from fraudstream.schema import read_csv
 from fraudstream.scoring import score_frame
+from fraudstream.supervisor import ServiceProcess
 from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
 
 pytestmark = pytest.mark.integration
@@ -197,3 +200,23 @@ def test_history_survives_a_detector_kill(stack_settings, services, new_small):
     stored = fetch_scores(stack_settings, sent).loc[sent, "score"].to_numpy()
     offline = score_frame(frame.reset_index(drop=True), FraudModel.load(stack_settings.model_path), 0.5)
     assert np.array_equal(stored, offline["score"].to_numpy())
+
+
+def test_services_export_prometheus_metrics(stack_settings, services, new_small):
+    report = TransactionProducer(stack_settings).send(with_fresh_customers(read_csv(new_small), "metrics"))
+    wait_for(
+        lambda: count_rows(stack_settings, report.transaction_ids) == 90, 60, "90 rows", *services.values()
+    )
+
+    for name, service in services.items():
+        metrics = _metrics(service)
+        consumed = re.search(rf'^fraudstream_messages_in_total{{service="{name}"}} (\S+)$', metrics, re.M)
+        assert consumed is not None and float(consumed.group(1)) >= 90
+        assert re.search(rf'^fraudstream_consumer_lag{{partition="\d",service="{name}"}} ', metrics, re.M)
+        assert f'fraudstream_batch_seconds_count{{service="{name}"}}' in metrics
+    assert 'fraudstream_model_info{service="detector",version="' in _metrics(services["detector"])
+
+
+def _metrics(service: ServiceProcess) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{service.port}/metrics", timeout=5) as reply:
+        return reply.read().decode()
