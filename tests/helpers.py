@@ -39,7 +39,9 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, *services: Se
             return
         time.sleep(0.2)
     logs = "\n".join(f"--- {s.name} ---\n{s.log_tail()}" for s in services)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{logs}")
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}\n{logs}\n{_kafka_log(services)}"
+    )
 
 
 def with_fresh_customers(frame: pd.DataFrame, tag: str) -> pd.DataFrame:
@@ -70,3 +72,13 @@ def fetch_scores(settings: Settings, transaction_ids: Iterable[str]) -> pd.DataF
 
 def count_rows(settings: Settings, transaction_ids: list[str]) -> int:
     return len(fetch_scores(settings, transaction_ids))
+
+
+def _kafka_log(services: tuple[ServiceProcess, ...], lines: int = 15) -> str:
+    """The end of the broker's log, for a timeout that the services' logs do not explain."""
+    if not services:
+        return ""
+    log = services[0].settings.data_dir / "kafka" / "kafka.log"
+    if not log.exists():
+        return ""
+    return "--- kafka ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])

@@ -145,7 +145,8 @@ class Detector:
         except KafkaException:
             _abort(producer)
             raise
-        self._account(len(messages), len(sources), len(dead), time.perf_counter() - started)
+        self.metrics.record_batch(len(messages), len(sources), len(dead), time.perf_counter() - started)
+        self.readiness.batch_done()
 
     def _decode(self, messages: list[Message]) -> tuple[list[Message], DecodedBatch]:
         """The batch's records (Kafka errors raised, end-of-partition events skipped), decoded."""
@@ -223,15 +224,6 @@ class Detector:
             "dead letter",
             extra=fields(reason=reason, partition=message.partition(), offset=message.offset()),
         )
-
-    def _account(self, consumed: int, scored: int, dead: int, seconds: float) -> None:
-        self.metrics.messages_in.inc(consumed)
-        self.metrics.messages_out.inc(scored)
-        self.metrics.dead_letters.inc(dead)
-        self.metrics.batch_size.observe(consumed)
-        self.metrics.batch_seconds.observe(seconds)
-        self.readiness.batch_done()
-        logger.debug("batch", extra=fields(consumed=consumed, scored=scored, dead=dead, seconds=seconds))
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         numbers = [p.partition for p in partitions]

@@ -138,11 +138,7 @@ class Sink:
             end = consumer.highwater(tp)
             if end is not None:
                 self.metrics.consumer_lag.labels("sink", str(tp.partition)).set(end - offset)
-        self.metrics.messages_in.inc(len(flat))
-        self.metrics.messages_out.inc(len(batch.rows))
-        self.metrics.dead_letters.inc(len(batch.dead))
-        self.metrics.batch_size.observe(len(flat))
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.record_batch(len(flat), len(batch.rows), len(batch.dead), time.perf_counter() - started)
         self.readiness.batch_done()
 
     async def _commit_idle_positions(self, consumer: AIOKafkaConsumer) -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -14,8 +15,42 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
+logger = logging.getLogger(__name__)
+
 BATCH_BUCKETS = (1, 10, 50, 100, 500, 1000, 2000, 5000, 10000)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+@dataclass
+class ProgressWindow:
+    """Totals since the last progress log line: one line per interval, however many batches."""
+
+    interval_s: float = 10.0
+    batches: int = 0
+    consumed: int = 0
+    written: int = 0
+    dead: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def add(self, consumed: int, written: int, dead: int) -> None:
+        self.batches += 1
+        self.consumed += consumed
+        self.written += written
+        self.dead += dead
+
+    def due(self) -> bool:
+        return time.monotonic() - self.started >= self.interval_s
+
+    def drain(self) -> dict[str, int]:
+        totals = {
+            "batches": self.batches,
+            "consumed": self.consumed,
+            "written": self.written,
+            "dead": self.dead,
+        }
+        self.batches = self.consumed = self.written = self.dead = 0
+        self.started = time.monotonic()
+        return totals
 
 
 @dataclass
@@ -31,8 +66,10 @@ class ServiceMetrics:
     batch_seconds: Histogram = field(init=False)
     consumer_lag: Gauge = field(init=False)
     model_info: Gauge = field(init=False)
+    progress: ProgressWindow = field(init=False)
 
     def __post_init__(self) -> None:
+        self.progress = ProgressWindow()
         labels = ["service"]
         self.messages_in = Counter("fraudstream_messages_in", "messages consumed", labels).labels(
             self.service
@@ -54,6 +91,17 @@ class ServiceMetrics:
             "fraudstream_consumer_lag", "messages behind the end", ["service", "partition"]
         )
         self.model_info = Gauge("fraudstream_model_info", "the model being served", ["service", "version"])
+
+    def record_batch(self, consumed: int, written: int, dead: int, seconds: float) -> None:
+        """Count a finished batch; every ``progress.interval_s`` also log one progress line."""
+        self.messages_in.inc(consumed)
+        self.messages_out.inc(written)
+        self.dead_letters.inc(dead)
+        self.batch_size.observe(consumed)
+        self.batch_seconds.observe(seconds)
+        self.progress.add(consumed, written, dead)
+        if self.progress.due():
+            logger.info("progress", extra={"fields": self.progress.drain()})
 
 
 @dataclass
