@@ -82,3 +82,28 @@ def test_default_model_reads_the_features_of_the_engine(features: pd.DataFrame) 
     assert set(model.feature_names) <= set(FEATURES)
     assert model.version.startswith("20")
     assert model.predict(features).shape == (len(features),)
+
+
+@pytest.mark.parametrize("path", ["small", "default"])
+def test_leaf_tables_give_catboosts_approximate_shap_values(
+    path: str, small_model: Path, features: pd.DataFrame
+) -> None:
+    model = FraudModel.load(small_model if path == "small" else DEFAULT_MODEL_PATH)
+    assert model.contributions is not None
+    matrix = features[model.feature_names].to_numpy(np.float64)
+    expected = model.booster.get_feature_importance(
+        Pool(matrix), type="ShapValues", shap_calc_type="Approximate"
+    )[:, :-1]
+    np.testing.assert_allclose(model.contributions(model.booster, matrix), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        model.contributions(model.booster, matrix[:1]), expected[:1], rtol=0, atol=1e-12
+    )
+
+
+def test_a_model_with_categorical_features_is_explained_by_catboost() -> None:
+    if not (SEED_MODEL.exists() and NEW_SMALL.exists()):
+        pytest.skip("the seed model or new_small.csv is not available")
+    model = FraudModel.load(SEED_MODEL)
+    assert model.contributions is None
+    reasons = model.explain(FeatureEngine().transform(schema.read_csv(NEW_SMALL)))
+    assert len(reasons) == 90 and all(len(row) == 3 for row in reasons)
