@@ -33,7 +33,7 @@ from fraudstream.messages import (
     TransactionMessage,
     decode_transaction,
 )
-from fraudstream.schema import INPUT_COLUMNS, coerce
+from fraudstream.schema import INPUT_COLUMNS, coerce, transaction_times
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -231,8 +231,7 @@ def _drop_unreal_times(
     """
     if len(frame) == 0:
         return DecodedBatch(frame, ids, positions, sorted(dead))
-    times = pd.to_datetime(frame["transaction_time"], format="ISO8601", errors="coerce")
-    unreal = np.flatnonzero(times.isna().to_numpy())
+    unreal = np.flatnonzero(np.isnat(transaction_times(frame, errors="coerce")))
     if len(unreal) == 0:
         return DecodedBatch(frame, ids, positions, sorted(dead))
     times = frame["transaction_time"].to_numpy()

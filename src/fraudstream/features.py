@@ -109,7 +109,7 @@ class FeatureEngine:
         Returns one row per input row (same index) and adds the rows to the customers' state.
         ``customers`` are the rows' ``schema.customer_ids`` if the caller has them already.
         """
-        times = pd.to_datetime(frame["transaction_time"], format="ISO8601").to_numpy()
+        times = schema.transaction_times(frame)
         codes, ids = pd.factorize(schema.customer_ids(frame) if customers is None else customers)
         slots = np.array([self._slot_of(customer) for customer in ids], dtype=np.int64)[codes]
         self._touched.update(ids)

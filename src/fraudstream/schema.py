@@ -95,6 +95,15 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return coerce(pd.read_csv(path))
 
 
+def transaction_times(frame: pd.DataFrame, errors: str = "raise") -> np.ndarray:
+    """``transaction_time`` as datetime64[ns]; with ``errors="coerce"``, NaT where it is no real date.
+
+    The one parse of the column for features, validation, ordering and splits. Without pandas' cache
+    of repeated strings: nearly every time in a batch differs, and the cache made the parse 2.5x slower.
+    """
+    return pd.to_datetime(frame["transaction_time"], format="ISO8601", errors=errors, cache=False).to_numpy()
+
+
 def customer_ids(frame: pd.DataFrame) -> np.ndarray:
     """Stable customer id per row: a hash of (name_1, name_2, street, post_code).
 

