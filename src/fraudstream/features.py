@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from fraudstream import schema
 
@@ -109,6 +110,14 @@ class FeatureEngine:
         Returns one row per input row (same index) and adds the rows to the customers' state.
         ``customers`` are the rows' ``schema.customer_ids`` if the caller has them already.
         """
+        columns = self.columns(frame, customers)
+        raw = {name: columns[name].to_numpy() for name in SEED_RAW}
+        return pd.DataFrame({**columns, **raw}, index=frame.index, columns=list(FEATURES))
+
+    def columns(self, frame: pd.DataFrame, customers: np.ndarray | None = None) -> dict[str, ArrayLike]:
+        """``transform`` as a mapping of feature name to column, without building a frame: the input's
+        columns are passed through as they are. For the detector, where a frame costs more than the
+        features of a small batch."""
         times = schema.transaction_times(frame)
         codes, ids = pd.factorize(schema.customer_ids(frame) if customers is None else customers)
         slots = np.array([self._slot_of(customer) for customer in ids], dtype=np.int64)[codes]
@@ -129,8 +138,7 @@ class FeatureEngine:
             (frame["lat"].to_numpy() - frame["merchant_lat"].to_numpy()) ** 2
             + (frame["lon"].to_numpy() - frame["merchant_lon"].to_numpy()) ** 2
         )
-        columns = {name: frame[name].to_numpy() for name in SEED_RAW}
-        return pd.DataFrame({**columns, **calendar, **behaviour}, index=frame.index, columns=list(FEATURES))
+        return {**{name: frame[name] for name in SEED_RAW}, **calendar, **behaviour}
 
     def _slot_of(self, customer: str) -> int:
         slot = self._slots.get(customer)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, Pool
+from numpy.typing import ArrayLike
 
 from fraudstream.explanations import LeafContributions
 
 logger = logging.getLogger(__name__)
+
+# A frame of ``FeatureEngine.transform``, or the same columns by name (``FeatureEngine.columns``).
+Features = pd.DataFrame | Mapping[str, ArrayLike]
 
 MODEL_FILE = "model.cbm"
 METADATA_FILE = "metadata.json"
@@ -58,24 +63,26 @@ class FraudModel:
         """The operating point stored with the model (0.5 for a bare ``.cbm``)."""
         return float(self.metadata.get("threshold", 0.5))
 
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
+    def predict(self, features: Features) -> np.ndarray:
         """Fraud probability of each row, float64, in one CatBoost call."""
-        if features.empty:
+        if _rows(features) == 0:
             return np.zeros(0, dtype=np.float64)
         return self.booster.predict_proba(self._inputs(features))[:, 1].astype(np.float64)
 
-    def _inputs(self, features: pd.DataFrame) -> pd.DataFrame | np.ndarray:
+    def _inputs(self, features: Features) -> pd.DataFrame | np.ndarray:
         """The model's columns; a float matrix when it has no categorical features (3x less overhead)."""
-        selected = features[self.feature_names]
-        return selected if self.cat_features else selected.to_numpy(np.float64)
+        names = self.feature_names
+        if self.cat_features:
+            return pd.DataFrame({name: np.asarray(features[name]) for name in names})
+        return np.column_stack([np.asarray(features[name], dtype=np.float64) for name in names])
 
-    def explain(self, features: pd.DataFrame, top_k: int = 3) -> list[list[dict[str, Any]]]:
+    def explain(self, features: Features, top_k: int = 3) -> list[list[dict[str, Any]]]:
         """Each row's ``top_k`` SHAP contributions (to the raw logit), largest absolute value first.
 
         CatBoost's approximate SHAP values: like the exact ones they add up, with the expected value, to
         the raw logit, but cost far less (exact ones take ~0.5 s per call, too slow to stream).
         """
-        if features.empty:
+        if _rows(features) == 0:
             return []
         contributions = self._contributions(features)
         order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :top_k]
@@ -85,7 +92,7 @@ class FraudModel:
             for row, columns in zip(contributions, order, strict=True)
         ]
 
-    def _contributions(self, features: pd.DataFrame) -> np.ndarray:
+    def _contributions(self, features: Features) -> np.ndarray:
         """SHAP contributions per row and feature: from the per-leaf tables where the model has them."""
         inputs = self._inputs(features)
         if self.contributions is not None:
@@ -94,6 +101,10 @@ class FraudModel:
         return self.booster.get_feature_importance(pool, type="ShapValues", shap_calc_type="Approximate")[
             :, :-1
         ]
+
+
+def _rows(features: Features) -> int:
+    return len(next(iter(features.values()))) if isinstance(features, Mapping) else len(features)
 
 
 def _file_hash(path: Path) -> str:
