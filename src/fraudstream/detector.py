@@ -245,6 +245,10 @@ class Detector:
             **producer_config(self.settings),
             "transactional.id": f"{self.settings.detector_group}-{self.instance}",
             "transaction.timeout.ms": 15000,
+            # The first retries of a transaction's calls answered CONCURRENT_TRANSACTIONS (the previous
+            # commit's markers still being written) came after librdkafka's default 100 ms: measured as
+            # 85-125 ms stalls of send_offsets_to_transaction every ~6 s at 1,000 tx/s (the p99 latency).
+            "retry.backoff.ms": 10,
         }
 
     def _consumer_config(self) -> dict[str, object]:

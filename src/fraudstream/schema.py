@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,11 @@ INPUT_COLUMNS = (
     "merchant_lat",
     "merchant_lon",
 )
+DTYPES = {
+    **dict.fromkeys(STRING_COLUMNS, "str"),
+    **dict.fromkeys(FLOAT_COLUMNS, "float64"),
+    **dict.fromkeys(INTEGER_COLUMNS, "int64"),
+}
 CUSTOMER_COLUMNS = ("name_1", "name_2", "street", "post_code")
 TARGET_COLUMN = "target"
 TIME_FORMAT = "%Y-%m-%d %H:%M"
@@ -73,17 +78,16 @@ def coerce(frame: pd.DataFrame) -> pd.DataFrame:
     columns = list(INPUT_COLUMNS) + ([TARGET_COLUMN] if TARGET_COLUMN in frame.columns else [])
     typed = {}
     for column in columns:
-        values = frame[column]
         try:
-            if column in STRING_COLUMNS:
-                typed[column] = values.astype("str")
-            elif column in FLOAT_COLUMNS:
-                typed[column] = values.astype("float64")
-            else:  # INTEGER_COLUMNS and the target
-                typed[column] = values.astype("int64")
+            typed[column] = frame[column].astype(DTYPES.get(column, "int64"))  # the target is int64 too
         except (TypeError, ValueError) as error:
             raise InputFormatError(f"column {column!r} has values of the wrong type: {error}") from error
     return pd.DataFrame(typed, index=frame.index)
+
+
+def from_columns(columns: Mapping[str, Sequence[object]]) -> pd.DataFrame:
+    """A frame in ``coerce``'s dtypes straight from valid Python values per input column."""
+    return pd.DataFrame({name: pd.array(columns[name], dtype=DTYPES[name]) for name in INPUT_COLUMNS})
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from fraudstream import schema
-from fraudstream.batch_decode import decode_batch
+from fraudstream.batch_decode import COLUMNAR_FROM, DecodedBatch, decode_batch
 from fraudstream.loadgen import transactions
 from fraudstream.messages import MAX_MESSAGE_BYTES, BadMessage, decode_transaction, encoder
 
@@ -41,8 +41,18 @@ def slow_path(values: list[bytes | None]) -> tuple[pd.DataFrame, list[str], list
 
 
 def assert_same_as_slow_path(values: list[bytes | None]) -> None:
-    frame, ids, positions, dead = slow_path(values)
-    batch = decode_batch(values)
+    """Through the columnar parse, and through msgspec alone (the path of small batches)."""
+    for columnar_from in (0, len(values) + 1):
+        assert_batch_equals(decode_batch(values, columnar_from), *slow_path(values))
+
+
+def assert_batch_equals(
+    batch: DecodedBatch,
+    frame: pd.DataFrame,
+    ids: list[str],
+    positions: list[int],
+    dead: list[tuple[int, str]],
+) -> None:
     assert batch.dead == dead
     assert all(reason for _, reason in batch.dead)
     assert batch.positions.tolist() == positions
@@ -244,11 +254,12 @@ def test_empty_batches_and_all_bad_batches():
     assert list(empty.frame.dtypes) == list(slow_path([])[0].dtypes)
 
 
-def test_messages_msgspec_cannot_decode_are_refused_not_raised():
+@pytest.mark.parametrize("columnar_from", [0, COLUMNAR_FROM])
+def test_messages_msgspec_cannot_decode_are_refused_not_raised(columnar_from):
     """msgspec raises UnicodeDecodeError on invalid UTF-8 in a string, RecursionError on deep nesting."""
     bad_utf8 = with_data(merch="\u00ff").replace("\u00ff".encode(), b"\xff")
     deep = BASE_BYTES[:-1] + b',"extra":' + b"[" * 5000 + b"]" * 5000 + b"}"
-    batch = decode_batch([*good_values(3), bad_utf8, deep])
+    batch = decode_batch([*good_values(3), bad_utf8, deep], columnar_from)
     assert [index for index, _ in batch.dead] == [3, 4]
     assert "UTF-8" in batch.dead[0][1] and "nested" in batch.dead[1][1]
     assert batch.positions.tolist() == [0, 1, 2]
@@ -259,4 +270,4 @@ def test_good_batches_never_call_msgspec_per_message(monkeypatch):
         raise AssertionError("slow path used")
 
     monkeypatch.setattr("fraudstream.batch_decode.decode_transaction", refuse)
-    assert len(decode_batch(good_values(500)).frame) == 500
+    assert len(decode_batch(good_values(COLUMNAR_FROM)).frame) == COLUMNAR_FROM
