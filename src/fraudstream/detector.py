@@ -171,7 +171,11 @@ class Detector:
         flags = (scores > self.settings.threshold).astype(int)
         reasons = self._reasons(features, scores)
         flagged = np.flatnonzero(flags)
-        inputs = dict(zip(flagged.tolist(), frame.iloc[flagged].to_dict("records"), strict=True))
+        inputs = (
+            dict(zip(flagged.tolist(), frame.iloc[flagged].to_dict("records"), strict=True))
+            if len(flagged)
+            else {}
+        )
         version = self.model.version
         values = [
             encoder.encode(
