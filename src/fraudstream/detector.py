@@ -49,6 +49,16 @@ class Scored:
     partition_of_customer: dict[str, int]
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A consumed batch, scored and ready for its transaction."""
+
+    messages: list[Message]
+    scored: Scored
+    dead: list[tuple[Message, str]]
+    started: float
+
+
 class Detector:
     def __init__(self, settings: Settings, model: FraudModel, instance: str | None = None) -> None:
         self.settings = settings
@@ -59,6 +69,7 @@ class Detector:
         self.metrics.model_info.labels("detector", model.version).set(1)
         self.readiness = Readiness()
         self._stop = threading.Event()
+        self._committing: tuple[Prepared, Producer, _Blocking] | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -94,12 +105,16 @@ class Detector:
         try:
             while not self._stop.is_set():
                 messages = self._next_batch(consumer)
-                if messages:
-                    self._process(messages, consumer, producer)
+                prepared = self._prepare(messages) if messages else None
+                self._settle()
+                if prepared is not None:
+                    self._publish(prepared, consumer, producer)
                 else:
                     self.readiness.batch_done()
                 self._record_lag(consumer)
+            self._settle()
         finally:
+            self._committing = None
             consumer.close()
             producer.flush(5)
 
@@ -120,32 +135,54 @@ class Detector:
             return first
         return first + consumer.consume(self.settings.batch_max_messages - 1, 0)
 
-    def _process(self, messages: list[Message], consumer: Consumer, producer: Producer) -> None:
+    def _prepare(self, messages: list[Message]) -> Prepared:
+        """Decode and score a batch: the CPU work, done while the previous batch's commit completes."""
         started = time.perf_counter()
         kept, batch = self._decode(messages)
         sources = [kept[index] for index in batch.positions]
         dead = [(kept[index], reason) for index, reason in batch.dead]
+        return Prepared(messages, self._score(sources, batch), dead, started)
+
+    def _publish(self, prepared: Prepared, consumer: Consumer, producer: Producer) -> None:
+        """One transaction: scores, dead letters, changed state and offsets; its commit is left running."""
         producer.begin_transaction()
         try:
-            scored = self._score(sources, batch)
+            scored = prepared.scored
             for key, value in zip(scored.keys, scored.values, strict=True):
                 producer.produce(self.settings.topic_scoring, value, key)
-            for message, reason in dead:
+            for message, reason in prepared.dead:
                 self._dead_letter(producer, message, reason)
             self._write_state(producer, scored.partition_of_customer)
-            offsets, group = _next_offsets(messages), consumer.consumer_group_metadata()
-            _within(
+            offsets, group = _next_offsets(prepared.messages), consumer.consumer_group_metadata()
+            _Blocking(
                 TXN_TIMEOUT_S,
                 "send_offsets_to_transaction",
                 producer.send_offsets_to_transaction,
                 offsets,
                 group,
-            )
-            _within(TXN_TIMEOUT_S, "commit_transaction", producer.commit_transaction)
+            ).wait()
         except KafkaException:
             _abort(producer)
             raise
-        self.metrics.record_batch(len(messages), len(sources), len(dead), time.perf_counter() - started)
+        self._committing = (
+            prepared,
+            producer,
+            _Blocking(TXN_TIMEOUT_S, "commit_transaction", producer.commit_transaction),
+        )
+
+    def _settle(self) -> None:
+        """Wait for the commit left running by ``_publish``, if any; a failed one is aborted and raised."""
+        if self._committing is None:
+            return
+        (prepared, producer, commit), self._committing = self._committing, None
+        try:
+            commit.wait()
+        except KafkaException:
+            _abort(producer)
+            raise
+        written = len(prepared.scored.values)
+        elapsed = time.perf_counter() - prepared.started
+        self.metrics.record_batch(len(prepared.messages), written, len(prepared.dead), elapsed)
         self.readiness.batch_done()
 
     def _decode(self, messages: list[Message]) -> tuple[list[Message], DecodedBatch]:
@@ -232,6 +269,7 @@ class Detector:
         logger.info("partitions assigned", extra=fields(partitions=numbers, customers_restored=restored))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._settle()  # the last batch of these partitions is committed before another detector takes them
         self.engine = FeatureEngine()
         self.readiness.assigned_partitions = []
         logger.info("partitions revoked", extra=fields(partitions=[p.partition for p in partitions]))
@@ -314,32 +352,40 @@ def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
     return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
 
 
-def _within(seconds: float, what: str, call: Callable[..., object], *args: object) -> None:
-    """``call(*args, seconds)``, given up on if it blocks longer than its own timeout.
+class _Blocking:
+    """``call(*args, seconds)`` on a thread of its own, given up on if it blocks past its own timeout.
 
     librdkafka can block in a transactional call past its timeout when the group coordinator
     goes away (librdkafka issues 5456 and 5511): the call is left behind on its thread, and the
     raised error makes the detector start over with fresh clients, whose init_transactions fences it.
+    The caller may work meanwhile and ``wait`` later: the detector scores the next batch while the
+    previous one commits.
     """
-    outcome: dict[str, BaseException] = {}
 
-    def run() -> None:
+    def __init__(self, seconds: float, what: str, call: Callable[..., object], *args: object) -> None:
+        self._seconds, self._what = seconds, what
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(call, *args), name=what, daemon=True)
+        self._thread.start()
+
+    def _run(self, call: Callable[..., object], *args: object) -> None:
         try:
-            call(*args, seconds)
+            call(*args, self._seconds)
         except BaseException as error:
-            outcome["error"] = error
+            self._error = error
 
-    worker = threading.Thread(target=run, name=what, daemon=True)
-    worker.start()
-    worker.join(seconds + 5)
-    if worker.is_alive():
-        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{what} blocked for {seconds + 5:.0f} s"))
-    if "error" in outcome:
-        raise outcome["error"]
+    def wait(self) -> None:
+        """Return when the call has returned; raise its error, or a timeout if it is still blocked."""
+        self._thread.join(self._seconds + 5)
+        if self._thread.is_alive():
+            message = f"{self._what} blocked for {self._seconds + 5:.0f} s"
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT, message))
+        if self._error is not None:
+            raise self._error
 
 
 def _abort(producer: Producer) -> None:
     try:
-        _within(10, "abort_transaction", producer.abort_transaction)
+        _Blocking(10, "abort_transaction", producer.abort_transaction).wait()
     except KafkaException as error:
         logger.warning("abort failed", extra=fields(error=str(error)))
