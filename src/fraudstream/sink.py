@@ -65,10 +65,14 @@ def decode_batch(records: list[ConsumerRecord]) -> Batch:
     return Batch(rows, dead)
 
 
+async def create_staging(connection: asyncpg.Connection) -> None:
+    """Each pooled connection's staging table, created once (it outlives transactions, not rows)."""
+    await connection.execute(STAGING)
+
+
 async def write_rows(pool: asyncpg.Pool, rows: list[tuple]) -> None:
     """Insert ``rows`` idempotently in one PostgreSQL transaction."""
     async with pool.acquire() as connection, connection.transaction():
-        await connection.execute(STAGING)
         await connection.copy_records_to_table("fraud_scores_staging", records=rows, columns=COLUMNS)
         await connection.execute(UPSERT)
 
@@ -81,6 +85,7 @@ class Sink:
         self.readiness = Readiness()
         self._stop = asyncio.Event()
         self._committed: dict[TopicPartition, int] = {}
+        self._pending_commit: asyncio.Task | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -112,6 +117,7 @@ class Sink:
                 else:
                     await self._commit_idle_positions(consumer)
                     self.readiness.batch_done()
+            await self._commit_settled()
         finally:
             await consumer.stop()
             await producer.stop()
@@ -132,8 +138,7 @@ class Sink:
             lambda: self._dead_letters(producer, batch.dead), "dead letters", self._stop, self.metrics
         )
         offsets = {tp: batch_records[-1].offset + 1 for tp, batch_records in records.items()}
-        await _retry_forever(lambda: consumer.commit(offsets), "kafka commit", self._stop, self.metrics)
-        self._committed.update(offsets)
+        await self._commit(consumer, offsets)
         for tp, offset in offsets.items():
             end = consumer.highwater(tp)
             if end is not None:
@@ -146,8 +151,21 @@ class Sink:
         positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
         moved = {tp: offset for tp, offset in positions.items() if self._committed.get(tp) != offset}
         if moved:
-            await _retry_forever(lambda: consumer.commit(moved), "kafka commit", self._stop, self.metrics)
-            self._committed.update(moved)
+            await self._commit(consumer, moved)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit ``offsets`` in the background while the next batch is fetched and written; each
+        commit waits for the one before, so committed offsets never go back."""
+        await self._commit_settled()
+        self._committed.update(offsets)
+        self._pending_commit = asyncio.create_task(
+            _retry_forever(lambda: consumer.commit(offsets), "kafka commit", self._stop, self.metrics)
+        )
+
+    async def _commit_settled(self) -> None:
+        if self._pending_commit is not None:
+            pending, self._pending_commit = self._pending_commit, None
+            await pending
 
     async def _dead_letters(self, producer: AIOKafkaProducer, dead: list[tuple[ConsumerRecord, str]]) -> None:
         sends = []
@@ -164,7 +182,9 @@ class Sink:
 
     async def _connect_postgres(self) -> asyncpg.Pool:
         async def connect() -> asyncpg.Pool:
-            return await asyncpg.create_pool(self.settings.pg_dsn, min_size=1, max_size=2, timeout=10)
+            return await asyncpg.create_pool(
+                self.settings.pg_dsn, min_size=1, max_size=2, timeout=10, init=create_staging
+            )
 
         return await _retry_forever(connect, "postgres connect", self._stop)
 
