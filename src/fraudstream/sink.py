@@ -1,8 +1,9 @@
 """The sink: consumes ``scoring`` (aiokafka) and writes ``fraud_scores`` (asyncpg), batch by batch.
 
-Each batch is copied into a temporary staging table and inserted with ``ON CONFLICT DO NOTHING``,
-so a replayed message never duplicates or fails. Kafka offsets are committed only after the
-PostgreSQL transaction and the dead letters are acknowledged: nothing acknowledged is ever lost.
+Each batch is one ``INSERT ... SELECT FROM unnest(<column arrays>) ON CONFLICT DO NOTHING``: one
+round trip to PostgreSQL, and a replayed message never duplicates or fails. Kafka offsets are
+committed only after that statement and the dead letters are acknowledged: nothing acknowledged is
+ever lost.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from fraudstream.telemetry import Readiness, ServiceMetrics
 logger = logging.getLogger(__name__)
 
 COLUMNS = ("transaction_id", "score", "fraud_flag", "model_version", "reasons", "transaction", "produced_at")
-STAGING = "CREATE TEMP TABLE IF NOT EXISTS fraud_scores_staging (LIKE fraud_scores) ON COMMIT DELETE ROWS"
+TYPES = ("uuid", "float8", "int4", "text", "jsonb", "jsonb", "timestamptz")
+ARRAYS = ", ".join(f"${number}::{kind}[]" for number, kind in enumerate(TYPES, start=1))
 UPSERT = f"""
 INSERT INTO fraud_scores ({", ".join(COLUMNS)}, scored_at)
-SELECT DISTINCT ON (transaction_id) {", ".join(COLUMNS)}, clock_timestamp() FROM fraud_scores_staging
+SELECT DISTINCT ON (transaction_id) *, clock_timestamp() FROM unnest({ARRAYS}) AS batch ({", ".join(COLUMNS)})
 ON CONFLICT (transaction_id) DO NOTHING
 """
 RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
@@ -65,16 +67,10 @@ def decode_batch(records: list[ConsumerRecord]) -> Batch:
     return Batch(rows, dead)
 
 
-async def create_staging(connection: asyncpg.Connection) -> None:
-    """Each pooled connection's staging table, created once (it outlives transactions, not rows)."""
-    await connection.execute(STAGING)
-
-
 async def write_rows(pool: asyncpg.Pool, rows: list[tuple]) -> None:
-    """Insert ``rows`` idempotently in one PostgreSQL transaction."""
-    async with pool.acquire() as connection, connection.transaction():
-        await connection.copy_records_to_table("fraud_scores_staging", records=rows, columns=COLUMNS)
-        await connection.execute(UPSERT)
+    """Insert ``rows`` idempotently in one statement (one round trip): arrays of columns, unnested."""
+    if rows:
+        await pool.execute(UPSERT, *zip(*rows, strict=True))
 
 
 class Sink:
@@ -182,9 +178,7 @@ class Sink:
 
     async def _connect_postgres(self) -> asyncpg.Pool:
         async def connect() -> asyncpg.Pool:
-            return await asyncpg.create_pool(
-                self.settings.pg_dsn, min_size=1, max_size=2, timeout=10, init=create_staging
-            )
+            return await asyncpg.create_pool(self.settings.pg_dsn, min_size=1, max_size=2, timeout=10)
 
         return await _retry_forever(connect, "postgres connect", self._stop)
 
