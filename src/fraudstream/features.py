@@ -60,6 +60,8 @@ _HEADER = 2  # version, number of events
 _TIME_ORIGIN = -(2**32)  # minutes; shifts times to be non-negative inside the segment keys
 _SEGMENT = 2**36  # larger than any shifted time: slot * _SEGMENT + time orders by slot, then time
 
+_NO_EVENTS = np.zeros((0, N_EVENT_FIELDS), dtype=np.int64)
+
 BEHAVIOUR_FEATURES = (
     *(f"n_{name}" for name in WINDOWS),
     *(f"amount_{name}" for name in WINDOWS),
@@ -92,8 +94,7 @@ class FeatureEngine:
         self._slots: dict[str, int] = {}
         self._free: list[int] = []
         self._agg = np.zeros((1024, N_AGG_FIELDS), dtype=np.int64)
-        self._ev_slot = np.zeros(0, dtype=np.int64)
-        self._ev = np.zeros((0, N_EVENT_FIELDS), dtype=np.int64)
+        self._events: dict[int, np.ndarray] = {}  # slot -> the customer's kept events, in arrival order
         self._touched: set[str] = set()
 
     def __len__(self) -> int:
@@ -151,15 +152,21 @@ class FeatureEngine:
         return slot
 
     def _advance(self, slots: np.ndarray, new: np.ndarray) -> dict[str, np.ndarray]:
-        """Features of the new events against each customer's stored past; then stores the new events."""
-        past = np.isin(self._ev_slot, np.unique(slots))
-        n_past = int(past.sum())
-        combined_slots = np.concatenate([self._ev_slot[past], slots])
+        """Features of the new events against each customer's stored past; then stores the new events.
+
+        Only the batch's customers' events are read and replaced: the cost follows the batch, not the
+        number of customers or events kept."""
+        customers = np.unique(slots)
+        stored = [self._events.get(slot, _NO_EVENTS) for slot in customers.tolist()]
+        past_slots = np.repeat(customers, [len(events) for events in stored])
+        n_past = len(past_slots)
+        combined_slots = np.concatenate([past_slots, slots])
         order = np.argsort(combined_slots, kind="stable")
-        batch = _Batch(combined_slots[order], np.concatenate([self._ev[past], new])[order], order >= n_past)
+        events = np.concatenate([*stored, new])[order]
+        batch = _Batch(combined_slots[order], events, order >= n_past)
         features = batch.window_features()
         features.update(self._history_features(batch))
-        self._store(batch, past)
+        self._store(batch)
         rows = order[batch.positions] - n_past
         out = {}
         for name, values in features.items():
@@ -194,7 +201,7 @@ class FeatureEngine:
             "cat_share": _ratio(cat_count, count),
         }
 
-    def _store(self, batch: _Batch, past: np.ndarray) -> None:
+    def _store(self, batch: _Batch) -> None:
         """Add the new events to the running totals; keep only each customer's events within the window."""
         slot = batch.new_slots
         fresh = self._agg[slot, AG_COUNT] == 0
@@ -206,32 +213,26 @@ class FeatureEngine:
         np.add.at(self._agg, (slot, AG_CAT_CENTS + cat), batch.new_field(EV_CENTS))
         ends = np.searchsorted(batch.slots, batch.slots, side="right") - 1
         keep = batch.events[:, EV_TIME] > batch.events[ends, EV_TIME] - self._keep
-        self._ev_slot = np.concatenate([self._ev_slot[~past], batch.slots[keep]])
-        self._ev = np.concatenate([self._ev[~past], batch.events[keep]])
+        kept_slots, kept = batch.slots[keep], batch.events[keep]
+        customers, starts = np.unique(kept_slots, return_index=True)
+        ends = [*starts[1:].tolist(), len(kept)]
+        for slot, start, end in zip(customers.tolist(), starts.tolist(), ends, strict=True):
+            self._events[slot] = kept[start:end].copy()  # a copy: a view would keep the whole batch alive
 
     def export_state(self, customer_ids: Iterable[str]) -> dict[str, bytes]:
         """Serialized state of each known customer among ``customer_ids`` (unknown ones are left out)."""
-        known = [(customer, self._slots[customer]) for customer in customer_ids if customer in self._slots]
-        if not known:
-            return {}
-        wanted = np.array([slot for _, slot in known], dtype=np.int64)
-        mask = np.isin(self._ev_slot, wanted)
-        slots = self._ev_slot[mask]
-        order = np.argsort(slots, kind="stable")
-        slots, events = slots[order], self._ev[mask][order]
-        starts = np.searchsorted(slots, wanted, side="left")
-        ends = np.searchsorted(slots, wanted, side="right")
         states = {}
-        for (customer, slot), start, end in zip(known, starts, ends, strict=True):
-            header = np.array([STATE_VERSION, end - start], dtype=np.int64)
-            states[customer] = np.concatenate([header, self._agg[slot], events[start:end].ravel()]).tobytes()
+        for customer in customer_ids:
+            slot = self._slots.get(customer)
+            if slot is None:
+                continue
+            events = self._events.get(slot, _NO_EVENTS)
+            header = np.array([STATE_VERSION, len(events)], dtype=np.int64)
+            states[customer] = np.concatenate([header, self._agg[slot], events.ravel()]).tobytes()
         return states
 
     def load_state(self, states: Mapping[str, bytes | None]) -> None:
         """Replace the state of the given customers with serialized states; ``None`` deletes a customer."""
-        replaced = [self._slots[customer] for customer in states if customer in self._slots]
-        keep = ~np.isin(self._ev_slot, np.array(replaced, dtype=np.int64))
-        event_slots, event_arrays = [self._ev_slot[keep]], [self._ev[keep]]
         for customer, state in states.items():
             if state is None:
                 self._forget(customer)
@@ -239,15 +240,13 @@ class FeatureEngine:
             agg, events = _decode_state(state)
             slot = self._slot_of(customer)
             self._agg[slot] = agg
-            event_slots.append(np.full(len(events), slot, dtype=np.int64))
-            event_arrays.append(events)
-        self._ev_slot = np.concatenate(event_slots)
-        self._ev = np.concatenate(event_arrays)
+            self._events[slot] = events
 
     def _forget(self, customer: str) -> None:
         slot = self._slots.pop(customer, None)
         if slot is not None:
             self._agg[slot] = 0
+            self._events.pop(slot, None)
             self._free.append(slot)
 
 
