@@ -3,8 +3,9 @@
 Every stage runs on topics and consumer groups of its own, so stages neither see each other's data nor
 the system's; the rows they write to fraud_scores are deleted at the end. Stages:
 
-- detector alone: N transactions wait in a topic; detector processes are started and timed from their
-  first committed batch to their last (start-up excluded);
+- detector alone: detector processes start and settle in their group, N transactions are produced as
+  fast as possible, and the detectors are timed from the end of production to their last committed
+  batch (start-up, rebalances and the producer's CPU excluded);
 - sink alone: the same on the detector stage's score messages, up to committed rows;
 - end to end: services running, N transactions (generated beforehand) produced as fast as possible,
   timed from the first produce call (the producer's preparation included) until the last row is
@@ -116,9 +117,10 @@ class _Bench:
 
     def stages_alone(self) -> tuple[float, float]:
         stage = self.stage("alone")
-        self.say(f"detector alone: producing {self.plan.rows:,} transactions")
-        self.produce(stage, transactions(self.plan.rows, seed=1))
+        frame = transactions(self.plan.rows, seed=1)
         with self.services(stage, "detector"):
+            self.say(f"detector alone: {self.plan.rows:,} transactions into the settled group")
+            self.produce(stage, frame)
             detector_tps = self.drain(stage.detector_group, stage.topic_transactions, "detector")
         with self.services(stage, "sink"):
             sink_tps = self.drain(stage.sink_group, stage.topic_scoring, "sink")
@@ -203,10 +205,11 @@ class _Bench:
                 service.stop()
 
     def drain(self, group: str, topic: str, what: str) -> float:
-        """Offsets per second from the group's first committed batch to the end of ``topic``.
+        """Offsets per second of ``group`` from now (its first committed batch, if later) to the end
+        of ``topic``.
 
-        Start-up is excluded. Offsets of the scoring topic include transaction markers; the sink
-        stage's rate is scaled back to rows by the caller.
+        Offsets of the scoring topic include transaction markers; the sink stage's rate is scaled back
+        to rows by the caller.
         """
         target = self.end_offset(topic)
         first_time, first_count = None, 0
@@ -217,6 +220,8 @@ class _Bench:
             if committed > 0 and first_time is None:
                 first_time, first_count = now, committed
             if committed >= target:
+                if first_time == now:
+                    raise RuntimeError(f"{what} had drained {topic} before it was measured: use more --rows")
                 self.say(f"{what}: {committed:,} offsets")
                 return (committed - first_count) / (now - first_time)
             time.sleep(0.05)
