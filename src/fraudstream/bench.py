@@ -10,7 +10,8 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
 - end to end: services running, N transactions (generated beforehand) produced as fast as possible,
   timed from the first produce call (the producer's preparation included) until the last row is
   committed in PostgreSQL;
-- latency: a fixed offered rate; produce-to-committed time of each row from its Kafka timestamp;
+- latency: a fixed offered rate, after a warm-up at that rate; produce-to-committed time of each row
+  from its Kafka timestamp;
 - baseline: the seed's detector in this process (one message, one DataFrame, predict twice, flush
   each) over the first messages of the same input.
 """
@@ -51,6 +52,7 @@ class BenchPlan:
     rows: int = 200_000
     latency_rate: float = 1000.0
     latency_seconds: float = 30.0
+    warm_up_seconds: float = 5.0
     baseline_rows: int = 2000
     detectors: int = 1
     timeout_s: float = 600.0
@@ -137,13 +139,18 @@ class _Bench:
             return self.plan.rows / (time.perf_counter() - started)
 
     def latency(self) -> dict[str, float]:
-        stage = self.stage("latency")
-        rows = int(self.plan.latency_rate * self.plan.latency_seconds)
+        """Produce-to-committed latency at a fixed rate, after a warm-up at that rate (not counted): the
+        first second of freshly started services is a start-up transient, not the steady state."""
+        stage, plan = self.stage("latency"), self.plan
+        warm_up = transactions(int(plan.latency_rate * plan.warm_up_seconds), seed=4)
+        measured = transactions(int(plan.latency_rate * plan.latency_seconds), seed=3)
         with self.services(stage, "detector", "sink"):
-            self.say(f"latency: {self.plan.latency_rate:,.0f} tx/s for {self.plan.latency_seconds:.0f} s")
+            self.say(f"latency: {plan.latency_rate:,.0f} tx/s, {plan.warm_up_seconds:.0f} s of warm-up")
+            self.produce(stage, warm_up, rate=plan.latency_rate)
             first = len(self.transaction_ids)
-            self.produce(stage, transactions(rows, seed=3), rate=self.plan.latency_rate)
-            self.wait_scored(stage, rows)
+            self.say(f"latency: {plan.latency_rate:,.0f} tx/s for {plan.latency_seconds:.0f} s")
+            self.produce(stage, measured, rate=plan.latency_rate)
+            self.wait_scored(stage, len(warm_up) + len(measured))
         return asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
 
     def baseline(self) -> float:

@@ -242,6 +242,7 @@ def bench(
     rows: Annotated[int, typer.Option(help="transactions for the throughput stages")] = 200_000,
     rate: Annotated[float, typer.Option(help="offered rate of the latency stage, tx/s")] = 1000.0,
     seconds: Annotated[float, typer.Option(help="duration of the latency stage")] = 30.0,
+    warm_up: Annotated[float, typer.Option(help="seconds at that rate before the latency is measured")] = 5.0,
     baseline_rows: Annotated[int, typer.Option(help="messages for the per-message baseline")] = 2000,
     detectors: Annotated[int, typer.Option(help="detector processes in the consumer group")] = 1,
     repeat: Annotated[int, typer.Option(help="runs; figures are the medians")] = 1,
@@ -251,7 +252,7 @@ def bench(
     from fraudstream.bench import BenchPlan, medians, run
 
     logging.basicConfig(level=logging.WARNING)
-    plan = BenchPlan(rows, rate, seconds, baseline_rows, detectors)
+    plan = BenchPlan(rows, rate, seconds, warm_up, baseline_rows, detectors)
     runs = []
     for number in range(1, repeat + 1):
         with console.status(f"run {number}/{repeat}") as status:

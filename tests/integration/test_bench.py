@@ -1,0 +1,47 @@
+"""`fraudstream bench` on the real stack: every figure measured, and nothing of the run left behind."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from fraudstream import bench
+from fraudstream.config import Settings
+
+pytestmark = pytest.mark.integration
+
+SMALL = bench.BenchPlan(rows=50_000, latency_rate=500, latency_seconds=2, warm_up_seconds=1, baseline_rows=50)
+
+
+def row_count(settings: Settings) -> int:
+    async def count() -> int:
+        connection = await asyncpg.connect(settings.pg_dsn)
+        try:
+            return await connection.fetchval("SELECT count(*) FROM fraud_scores")
+        finally:
+            await connection.close()
+
+    return asyncio.run(count())
+
+
+def test_bench_measures_every_figure_and_leaves_nothing_behind(stack_settings):
+    rows_before = row_count(stack_settings)
+    progress: list[str] = []
+
+    result = bench.run(stack_settings, SMALL, progress.append)
+
+    latency = result.pop("latency_ms")
+    assert set(result) == {
+        "rows", "detectors", "e2e_tps", "detector_tps", "sink_tps", "baseline_tps", "ratio_vs_baseline"
+    }  # fmt: skip
+    assert all(value > 0 for value in [*result.values(), *latency.values()])
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+    assert result["ratio_vs_baseline"] == round(result["e2e_tps"] / result["baseline_tps"], 1)
+    assert result["rows"] == SMALL.rows
+    assert any(line.startswith("baseline") for line in progress)
+    topics = AdminClient(stack_settings.kafka_client_config()).list_topics(timeout=10).topics
+    assert [topic for topic in topics if "bench-" in topic] == []
+    assert row_count(stack_settings) == rows_before
