@@ -1,5 +1,6 @@
-"""Columnar decoding of a batch of ``transactions`` messages: one pyarrow JSON parse in C for the batch,
-instead of one msgspec struct, one row tuple and one ``coerce`` per message.
+"""Decoding a batch of ``transactions`` messages into one typed frame: for large batches one pyarrow
+JSON parse in C, instead of one msgspec struct and one row per message; small batches, where that
+parse's fixed cost dominates, go to msgspec alone.
 
 The verdicts are exactly those of ``messages.decode_transaction`` per message, followed by the
 detector's real-date check over the accepted rows. The columnar path only ever *accepts* rows, and only
