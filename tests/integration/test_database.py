@@ -1,13 +1,18 @@
-"""The schema: versioned migrations, and the UI's role that can only read."""
+"""The schema: versioned migrations, the UI's role that can only read, and the sink's idempotent insert."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
 from fraudstream.infra.migrations import migrate, migration_files
+from fraudstream.messages import Reason, ScoreMessage
+from fraudstream.sink import to_row, write_rows
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +43,36 @@ def test_the_reader_role_reads_but_cannot_write(stack_settings):
     ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             asyncio.run(_fetch(reader, statement))
+
+
+def test_a_batch_is_stored_once_per_transaction_whatever_repeats(stack_settings):
+    """The sink's insert: repeats inside a batch and across batches give one row, with its details."""
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    reasons = [{"feature": "amount", "contribution": 1.5}]
+    produced = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    flagged = ScoreMessage(
+        uuid.UUID(first), 0.9, 1, [Reason(**reasons[0])], "v1", 1767323045678, {"amount": 9.5}
+    )
+    plain = ScoreMessage(uuid.UUID(second), 0.1, 0, model_version="v1")
+
+    async def write_twice() -> list[asyncpg.Record]:
+        pool = await asyncpg.create_pool(stack_settings.pg_dsn, min_size=1, max_size=1)
+        try:
+            await write_rows(pool, [to_row(flagged), to_row(flagged), to_row(plain)])
+            await write_rows(pool, [to_row(plain)])
+            await write_rows(pool, [])
+            return await pool.fetch(
+                "SELECT * FROM fraud_scores WHERE transaction_id = ANY($1::uuid[]) ORDER BY score DESC",
+                [first, second],
+            )
+        finally:
+            await pool.close()
+
+    rows = asyncio.run(write_twice())
+
+    assert [str(row["transaction_id"]) for row in rows] == [first, second]
+    assert json.loads(rows[0]["reasons"]) == reasons and rows[1]["reasons"] is None
+    assert json.loads(rows[0]["transaction"]) == {"amount": 9.5} and rows[1]["transaction"] is None
+    assert rows[0]["produced_at"] == produced and rows[1]["produced_at"] is None
+    assert (rows[0]["score"], rows[0]["fraud_flag"], rows[0]["model_version"]) == (0.9, 1, "v1")
+    assert all(row["scored_at"] is not None for row in rows)
