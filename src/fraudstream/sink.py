@@ -25,9 +25,18 @@ from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ("transaction_id", "score", "fraud_flag", "model_version", "reasons", "transaction", "produced_at")
-TYPES = ("uuid", "float8", "int4", "text", "jsonb", "jsonb", "timestamptz")
-ARRAYS = ", ".join(f"${number}::{kind}[]" for number, kind in enumerate(TYPES, start=1))
+# The columns a row of ``to_row`` fills, with their PostgreSQL types.
+COLUMN_TYPES = {
+    "transaction_id": "uuid",
+    "score": "float8",
+    "fraud_flag": "int4",
+    "model_version": "text",
+    "reasons": "jsonb",
+    "transaction": "jsonb",
+    "produced_at": "timestamptz",
+}
+COLUMNS = tuple(COLUMN_TYPES)
+ARRAYS = ", ".join(f"${number}::{kind}[]" for number, kind in enumerate(COLUMN_TYPES.values(), start=1))
 UPSERT = f"""
 INSERT INTO fraud_scores ({", ".join(COLUMNS)}, scored_at)
 SELECT DISTINCT ON (transaction_id) *, clock_timestamp() FROM unnest({ARRAYS}) AS batch ({", ".join(COLUMNS)})
