@@ -24,7 +24,8 @@ from catboost import CatBoostClassifier, Pool
 class LeafContributions:
     """Approximate SHAP contributions of each feature, per tree and leaf, of a float-feature model."""
 
-    def __init__(self, table: np.ndarray) -> None:
+    def __init__(self, booster: CatBoostClassifier, table: np.ndarray) -> None:
+        self._booster = booster
         self._trees, self._leaves, self._features = table.shape
         self._table = table.reshape(self._trees * self._leaves, self._features)
 
@@ -50,12 +51,12 @@ class LeafContributions:
         table = np.zeros((len(trees), 2**depth, len(booster.feature_names_)))
         for index, tree in enumerate(trees):
             _fill_tree(table[index], tree, flat_index)
-        return cls(table)
+        return cls(booster, table)
 
-    def __call__(self, booster: CatBoostClassifier, matrix: np.ndarray) -> np.ndarray:
+    def __call__(self, matrix: np.ndarray) -> np.ndarray:
         """Contributions of every feature (columns) for every row of ``matrix`` (the model's features)."""
         rows = len(matrix)
-        leaves = booster.calc_leaf_indexes(Pool(matrix)).astype(np.int64)
+        leaves = self._booster.calc_leaf_indexes(Pool(matrix)).astype(np.int64)
         cells = (leaves + np.arange(self._trees) * self._leaves).ravel()
         membership = sparse.csr_matrix(
             (np.ones(rows * self._trees), cells, np.arange(0, rows * self._trees + 1, self._trees)),

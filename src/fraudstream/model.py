@@ -96,7 +96,7 @@ class FraudModel:
         """SHAP contributions per row and feature: from the per-leaf tables where the model has them."""
         inputs = self._inputs(features)
         if self.contributions is not None:
-            return self.contributions(self.booster, inputs)
+            return self.contributions(inputs)
         pool = Pool(inputs, cat_features=self.cat_features or None)
         return self.booster.get_feature_importance(pool, type="ShapValues", shap_calc_type="Approximate")[
             :, :-1

@@ -94,10 +94,8 @@ def test_leaf_tables_give_catboosts_approximate_shap_values(
     expected = model.booster.get_feature_importance(
         Pool(matrix), type="ShapValues", shap_calc_type="Approximate"
     )[:, :-1]
-    np.testing.assert_allclose(model.contributions(model.booster, matrix), expected, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(
-        model.contributions(model.booster, matrix[:1]), expected[:1], rtol=0, atol=1e-12
-    )
+    np.testing.assert_allclose(model.contributions(matrix), expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(model.contributions(matrix[:1]), expected[:1], rtol=0, atol=1e-12)
 
 
 def test_a_model_with_categorical_features_is_explained_by_catboost() -> None:
