@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fraudstream.config import Settings
-from fraudstream.infra.process import free_port, port_in_use
+from fraudstream.infra.process import free_port
 from fraudstream.infra.stack import LocalStack
 from fraudstream.supervisor import ServiceProcess
 from tests.helpers import running_pipeline
@@ -37,21 +37,13 @@ def seed_model() -> Path:
     return shared_file("seed", "my_model.cbm")
 
 
-def _kafka_port() -> int:
-    """A free port whose neighbour (the KRaft controller's) is free too."""
-    while True:
-        port = free_port()
-        if not port_in_use("127.0.0.1", port + 1):
-            return port
-
-
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:
     """Real Kafka and PostgreSQL on free ports, data in a temporary folder, for the whole session."""
     root = Path(tempfile.mkdtemp(prefix="fraudstream-test-"))
     root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its data folder
     settings = Settings(
-        kafka_bootstrap_servers=f"127.0.0.1:{_kafka_port()}",
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port(following=1)}",  # + the KRaft controller's
         pg_port=free_port(),
         data_dir=root / "data",
         log_dir=root / "logs",

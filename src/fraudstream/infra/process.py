@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -21,10 +22,34 @@ def port_in_use(host: str, port: int) -> bool:
         return probe.connect_ex((host, port)) == 0
 
 
-def free_port() -> int:
+def free_port(following: int = 0) -> int:
+    """A port free on 127.0.0.1, with the ``following`` ports after it free too.
+
+    Chosen below the kernel's range of ephemeral ports: a port from that range (what binding port 0
+    gives) can be taken by any outgoing connection between this check and the server's own bind.
+    """
+    first = 20_000
+    end = max(_ephemeral_start(), first + 1_000)
+    while True:
+        port = random.randrange(first, end - following)
+        if all(_bindable(port + offset) for offset in range(following + 1)):
+            return port
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
 
 
 def read_pid(pid_file: Path) -> int | None:
