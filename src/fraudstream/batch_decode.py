@@ -71,6 +71,7 @@ class DecodedBatch:
     transaction_ids: list[str]
     positions: np.ndarray
     dead: list[tuple[int, str]]
+    times: np.ndarray  # the frame's transaction_time, parsed (``schema.transaction_times``)
 
 
 def decode_batch(values: list[bytes | None], columnar_from: int = COLUMNAR_FROM) -> DecodedBatch:
@@ -252,19 +253,20 @@ def _drop_unreal_times(
 ) -> DecodedBatch:
     """Refuse rows whose transaction_time matches the pattern but is no real date (2019-02-30).
 
-    Parsed as ISO 8601 row by row, as the features parse it, so a verdict never depends on the batch.
+    Parsed as ISO 8601 row by row, as the features parse it, so a verdict never depends on the batch;
+    the parsed times go with the batch, so the features need not parse them again.
     """
-    if len(frame) == 0:
-        return DecodedBatch(frame, ids, positions, sorted(dead))
-    unreal = np.flatnonzero(np.isnat(transaction_times(frame, errors="coerce")))
+    times = transaction_times(frame, errors="coerce")
+    unreal = np.flatnonzero(np.isnat(times))
     if len(unreal) == 0:
-        return DecodedBatch(frame, ids, positions, sorted(dead))
-    times = frame["transaction_time"].to_numpy()
-    dead = dead + [(int(positions[row]), f"unparsable transaction_time: {times[row]!r}") for row in unreal]
+        return DecodedBatch(frame, ids, positions, sorted(dead), times)
+    text = frame["transaction_time"].to_numpy()
+    dead = dead + [(int(positions[row]), f"unparsable transaction_time: {text[row]!r}") for row in unreal]
     keep = np.setdiff1d(np.arange(len(frame)), unreal)
     return DecodedBatch(
         frame.take(keep).reset_index(drop=True),
         [ids[row] for row in keep],
         positions[keep],
         sorted(dead),
+        times[keep],
     )

@@ -115,11 +115,13 @@ class FeatureEngine:
         raw = {name: columns[name].to_numpy() for name in SEED_RAW}
         return pd.DataFrame({**columns, **raw}, index=frame.index, columns=list(FEATURES))
 
-    def columns(self, frame: pd.DataFrame, customers: np.ndarray | None = None) -> dict[str, ArrayLike]:
+    def columns(
+        self, frame: pd.DataFrame, customers: np.ndarray | None = None, times: np.ndarray | None = None
+    ) -> dict[str, ArrayLike]:
         """``transform`` as a mapping of feature name to column, without building a frame: the input's
         columns are passed through as they are. For the detector, where a frame costs more than the
-        features of a small batch."""
-        times = schema.transaction_times(frame)
+        features of a small batch; it has the rows' ``schema.transaction_times`` already too."""
+        times = schema.transaction_times(frame) if times is None else times
         codes, ids = pd.factorize(schema.customer_ids(frame) if customers is None else customers)
         slots = np.array([self._slot_of(customer) for customer in ids], dtype=np.int64)[codes]
         self._touched.update(ids)

@@ -58,6 +58,7 @@ def assert_batch_equals(
     assert batch.positions.tolist() == positions
     assert batch.transaction_ids == ids
     pd.testing.assert_frame_equal(batch.frame, frame, check_exact=True)
+    assert np.array_equal(batch.times, schema.transaction_times(frame))
     assert (
         np.signbit(batch.frame[list(schema.FLOAT_COLUMNS)]) == np.signbit(frame[list(schema.FLOAT_COLUMNS)])
     ).all(axis=None)
