@@ -12,7 +12,7 @@ import pytest
 from fraudstream.config import Settings
 from fraudstream.infra.process import free_port
 from fraudstream.infra.stack import LocalStack
-from fraudstream.supervisor import ServiceProcess
+from fraudstream.ops.supervisor import ServiceProcess
 from tests.helpers import running_pipeline
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"

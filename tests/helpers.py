@@ -11,7 +11,7 @@ import asyncpg
 import pandas as pd
 
 from fraudstream.config import Settings
-from fraudstream.supervisor import ServiceProcess
+from fraudstream.ops.supervisor import ServiceProcess
 
 
 @contextmanager

@@ -12,9 +12,9 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from fraudstream import schema
-from fraudstream.loadgen import transactions
-from fraudstream.messages import MAX_MESSAGE_BYTES, BadMessage, decode_transaction, encoder
+from fraudstream.contracts import schema
+from fraudstream.contracts.messages import MAX_MESSAGE_BYTES, BadMessage, decode_transaction, encoder
+from fraudstream.ops.loadgen import transactions
 
 
 def slow_path(values: list[bytes | None]) -> tuple[pd.DataFrame, list[str], list[int], list[tuple[int, str]]]:

@@ -79,7 +79,7 @@ def topics() -> None:
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Health of every component; exits 0 only when all are healthy."""
-    from fraudstream.status import collect
+    from fraudstream.ops.status import collect
 
     report = collect(Settings())
     if as_json:
@@ -125,8 +125,8 @@ def send(
     ] = None,
 ) -> None:
     """Send each row of FILE to the transactions topic with a fresh transaction_id."""
-    from fraudstream.producer import TransactionProducer
-    from fraudstream.schema import InputFormatError, read_csv
+    from fraudstream.contracts.schema import InputFormatError, read_csv
+    from fraudstream.pipeline.producer import TransactionProducer
 
     try:
         frame = read_csv(file)
@@ -162,7 +162,7 @@ def detector(
     metrics_port: Annotated[int | None, typer.Option(help="port of /metrics and /healthz (0 = any)")] = None,
 ) -> None:
     """Score the transactions topic into the scoring topic (exactly once)."""
-    from fraudstream.services import run_detector
+    from fraudstream.ops.entrypoints import run_detector
 
     run_detector(
         _settings(model_path=model, threshold=threshold), instance=instance, metrics_port=metrics_port
@@ -174,7 +174,7 @@ def sink(
     metrics_port: Annotated[int | None, typer.Option(help="port of /metrics and /healthz (0 = any)")] = None,
 ) -> None:
     """Write the scoring topic into PostgreSQL fraud_scores (idempotent)."""
-    from fraudstream.services import run_sink
+    from fraudstream.ops.entrypoints import run_sink
 
     run_sink(Settings(), metrics_port=metrics_port)
 
@@ -182,7 +182,7 @@ def sink(
 @app.command()
 def ui() -> None:
     """Serve the Streamlit interface."""
-    from fraudstream.services import ui_command
+    from fraudstream.ops.entrypoints import ui_command
 
     command = ui_command(Settings())
     os.execv(command[0], command)
@@ -194,7 +194,7 @@ def run(
 ) -> None:
     """Start everything (infrastructure, detector, sink, UI) and stop it all on Ctrl-C."""
     from fraudstream.infra.process import InfraError
-    from fraudstream.supervisor import run_system
+    from fraudstream.ops.supervisor import run_system
 
     try:
         run_system(Settings(), console, keep_infra=keep_infra)
@@ -211,7 +211,7 @@ def train(
 ) -> None:
     """Train the CatBoost model on time-ordered data, validating on the latest part of the period."""
     from fraudstream.logs import setup_logging
-    from fraudstream.training import train_model
+    from fraudstream.ml.training import train_model
 
     setup_logging("train")
     report = train_model(data, out)
@@ -226,8 +226,8 @@ def score(
     threshold: Annotated[float | None, typer.Option(help="fraud_flag = score > threshold")] = None,
 ) -> None:
     """Score FILE offline with the serving code path (same features, same scores as the stream)."""
-    from fraudstream.schema import InputFormatError
-    from fraudstream.scoring import score_file
+    from fraudstream.contracts.schema import InputFormatError
+    from fraudstream.ml.offline import score_file
 
     settings = _settings(model_path=model, threshold=threshold)
     try:
@@ -249,7 +249,7 @@ def bench(
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
 ) -> None:
     """Measure throughput (end to end and per stage), latency, and the ratio to a per-message baseline."""
-    from fraudstream.bench import BenchPlan, medians, run
+    from fraudstream.ops.bench import BenchPlan, medians, run
 
     logging.basicConfig(level=logging.WARNING)
     plan = BenchPlan(rows, rate, seconds, warm_up, baseline_rows, detectors)

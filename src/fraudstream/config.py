@@ -13,7 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL_PATH = PACKAGE_DIR / "models" / "default"
+DEFAULT_MODEL_PATH = PACKAGE_DIR / "ml" / "default_model"
 
 
 class Settings(BaseSettings):

@@ -10,8 +10,8 @@ from confluent_kafka import Consumer, Producer
 
 from fraudstream.config import Settings
 from fraudstream.infra.topics import ensure_topics
-from fraudstream.loadgen import transactions
-from fraudstream.supervisor import ServiceProcess
+from fraudstream.ops.loadgen import transactions
+from fraudstream.ops.supervisor import ServiceProcess
 from tests.helpers import count_rows, running_pipeline, wait_for
 from tests.message_corpus import corpus, slow_path
 

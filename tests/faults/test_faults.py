@@ -21,9 +21,9 @@ from confluent_kafka import Consumer
 from fraudstream.config import Settings
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics
-from fraudstream.loadgen import transactions
-from fraudstream.producer import TransactionProducer
-from fraudstream.supervisor import ServiceProcess
+from fraudstream.ops.loadgen import transactions
+from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline.producer import TransactionProducer
 from tests.helpers import count_rows, running_pipeline, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]

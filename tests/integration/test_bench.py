@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from fraudstream import bench
 from fraudstream.config import Settings
+from fraudstream.ops import bench
 
 pytestmark = pytest.mark.integration
 

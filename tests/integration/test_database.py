@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
+from fraudstream.contracts.messages import Reason, ScoreMessage
 from fraudstream.infra.migrations import migrate, migration_files
-from fraudstream.messages import Reason, ScoreMessage
-from fraudstream.sink import to_row, write_rows
+from fraudstream.pipeline.sink import to_row, write_rows
 
 pytestmark = pytest.mark.integration
 

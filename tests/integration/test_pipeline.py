@@ -16,11 +16,11 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudstream.config import Settings
-from fraudstream.model import FraudModel
-from fraudstream.producer import TransactionProducer
-from fraudstream.schema import read_csv
-from fraudstream.scoring import score_frame
-from fraudstream.supervisor import ServiceProcess
+from fraudstream.contracts.schema import read_csv
+from fraudstream.ml.model import FraudModel
+from fraudstream.ml.offline import score_frame
+from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline.producer import TransactionProducer
 from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
 
 pytestmark = pytest.mark.integration

@@ -19,8 +19,8 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from fraudstream.config import Settings
+from fraudstream.contracts.schema import read_csv
 from fraudstream.infra.process import free_port
-from fraudstream.schema import read_csv
 from fraudstream.ui.queries import load_results
 from tests.helpers import wait_for, with_fresh_customers
 

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from fraudstream.schema import INPUT_COLUMNS
+from fraudstream.contracts.schema import INPUT_COLUMNS
 from fraudstream.ui import charts, tables
 
 REASONS = [{"feature": "amount", "contribution": 0.4}, {"feature": "hour", "contribution": 1.2}]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fraudstream.training import train_model
+from fraudstream.ml.training import train_model
 from tests.unit.transactions import synthetic
 
 

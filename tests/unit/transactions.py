@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fraudstream import schema
+from fraudstream.contracts import schema
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 SEED_MODEL = SHARED / "seed" / "my_model.cbm"

@@ -21,7 +21,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from fraudstream.config import Settings
-from fraudstream.status import group_lag
+from fraudstream.ops.status import group_lag
 
 TIMEOUT_S = 5.0
 BROWSER_GROUP = "fraudstream-ui-browser"

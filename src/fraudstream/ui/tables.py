@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from fraudstream.schema import INPUT_COLUMNS
+from fraudstream.contracts.schema import INPUT_COLUMNS
 
 INPUT_SUMMARY = {"amount": "amount", "merch": "merchant", "cat_id": "category"}
 

@@ -14,8 +14,8 @@ import pandas as pd
 from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
-from fraudstream.producer import Progress, SendReport, TransactionProducer
-from fraudstream.schema import InputFormatError, coerce, missing_columns
+from fraudstream.contracts.schema import InputFormatError, coerce, missing_columns
+from fraudstream.pipeline.producer import Progress, SendReport, TransactionProducer
 from fraudstream.ui.kafka_view import KafkaUnavailable, require_topic
 
 MAX_UPLOAD_MB = 100

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fraudstream.model import FraudModel
-from fraudstream.training import train_model
+from fraudstream.ml.model import FraudModel
+from fraudstream.ml.training import train_model
 from tests.unit.transactions import SEED_MODEL, synthetic
 
 ARTIFACTS = {"model.cbm", "metadata.json", "report.json", "report.md", "pr_curve.png"}

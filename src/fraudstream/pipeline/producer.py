@@ -17,8 +17,8 @@ import pandas as pd
 from confluent_kafka import KafkaException, Producer
 
 from fraudstream.config import Settings
-from fraudstream.messages import TransactionData, encoder
-from fraudstream.schema import INPUT_COLUMNS, coerce, customer_ids
+from fraudstream.contracts.messages import TransactionData, encoder
+from fraudstream.contracts.schema import INPUT_COLUMNS, coerce, customer_ids
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudstream import schema
-from fraudstream.batch_decode import COLUMNAR_FROM, DecodedBatch, decode_batch
+from fraudstream.contracts import schema
+from fraudstream.contracts.batch_decode import COLUMNAR_FROM, DecodedBatch, decode_batch
 from tests.message_corpus import BASE_BYTES, corpus, good_values, slow_path, with_data
 
 
@@ -109,5 +109,5 @@ def test_good_batches_never_call_msgspec_per_message(monkeypatch):
     def refuse(value):
         raise AssertionError("slow path used")
 
-    monkeypatch.setattr("fraudstream.batch_decode.decode_transaction", refuse)
+    monkeypatch.setattr("fraudstream.contracts.batch_decode.decode_transaction", refuse)
     assert len(decode_batch(good_values(COLUMNAR_FROM)).frame) == COLUMNAR_FROM

@@ -15,7 +15,7 @@ import pandas as pd
 from catboost import CatBoostClassifier, Pool
 from numpy.typing import ArrayLike
 
-from fraudstream.explanations import LeafContributions
+from fraudstream.ml.explanations import LeafContributions
 
 logger = logging.getLogger(__name__)
 

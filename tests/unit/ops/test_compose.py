@@ -17,7 +17,7 @@ from fraudstream.cli import app
 from fraudstream.config import DEFAULT_MODEL_PATH, PACKAGE_DIR, Settings
 from fraudstream.infra.topics import topic_specs
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 COMPOSE_SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")

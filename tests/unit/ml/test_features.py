@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudstream import schema
-from fraudstream.features import FEATURES, SEED_FEATURES, FeatureEngine
+from fraudstream.contracts import schema
+from fraudstream.ml.features import FEATURES, SEED_FEATURES, FeatureEngine
 from tests.unit.transactions import NEW_SMALL, TRAIN_DATA, seed_reference_frame, synthetic, transactions
 
 

@@ -17,8 +17,8 @@ logger = logging.getLogger(__name__)
 
 
 def run_detector(settings: Settings, instance: str | None = None, metrics_port: int | None = None) -> None:
-    from fraudstream.detector import Detector
-    from fraudstream.model import FraudModel
+    from fraudstream.ml.model import FraudModel
+    from fraudstream.pipeline.detector import Detector
 
     setup_logging("detector", settings.log_dir)
     model = FraudModel.load(settings.model_path)
@@ -34,7 +34,7 @@ def run_detector(settings: Settings, instance: str | None = None, metrics_port: 
 
 
 def run_sink(settings: Settings, metrics_port: int | None = None) -> None:
-    from fraudstream.sink import Sink
+    from fraudstream.pipeline.sink import Sink
 
     setup_logging("sink", settings.log_dir)
     sink = Sink(settings)
@@ -68,7 +68,7 @@ def ui_command(settings: Settings) -> list[str]:
     """The streamlit command line that serves the interface."""
     from fraudstream.ui.uploads import MAX_UPLOAD_MB
 
-    app = Path(__file__).with_name("ui") / "app.py"
+    app = Path(__file__).parents[1] / "ui" / "app.py"
     return [
         sys.executable, "-m", "streamlit", "run", str(app),
         "--server.port", str(settings.ui_port),

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from catboost import Pool
 
-from fraudstream import schema
 from fraudstream.config import DEFAULT_MODEL_PATH
-from fraudstream.features import FEATURES, FeatureEngine
-from fraudstream.model import FraudModel
+from fraudstream.contracts import schema
+from fraudstream.ml.features import FEATURES, FeatureEngine
+from fraudstream.ml.model import FraudModel
 from tests.unit.transactions import NEW_SMALL, SEED_MODEL, seed_reference_frame, synthetic
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraudstream.schema import INPUT_COLUMNS, coerce
+from fraudstream.contracts.schema import INPUT_COLUMNS, coerce
 
 CATEGORIES = (
     "shopping_pos", "grocery_pos", "home", "kids_pets", "gas_transport", "shopping_net", "food_dining",

@@ -9,11 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudstream import schema
 from fraudstream.config import DEFAULT_MODEL_PATH
-from fraudstream.evaluation import classification_metrics
-from fraudstream.features import FeatureEngine
-from fraudstream.model import FraudModel
+from fraudstream.contracts import schema
+from fraudstream.ml.evaluation import classification_metrics
+from fraudstream.ml.features import FeatureEngine
+from fraudstream.ml.model import FraudModel
 
 logger = logging.getLogger(__name__)
 

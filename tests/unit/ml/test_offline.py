@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudstream import schema
-from fraudstream.features import FeatureEngine
-from fraudstream.model import FraudModel
-from fraudstream.scoring import score_file, score_frame
+from fraudstream.contracts import schema
+from fraudstream.ml.features import FeatureEngine
+from fraudstream.ml.model import FraudModel
+from fraudstream.ml.offline import score_file, score_frame
 from tests.unit.transactions import synthetic
 
 

@@ -27,14 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from fraudstream.messages import (
+from fraudstream.contracts.messages import (
     MAX_MESSAGE_BYTES,
     BadMessage,
     TransactionData,
     TransactionMessage,
     decode_transaction,
 )
-from fraudstream.schema import INPUT_COLUMNS, from_columns, transaction_times
+from fraudstream.contracts.schema import INPUT_COLUMNS, from_columns, transaction_times
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 

@@ -7,7 +7,7 @@ import uuid
 import orjson
 import pytest
 
-from fraudstream.messages import MAX_MESSAGE_BYTES, BadMessage, decode_score, decode_transaction
+from fraudstream.contracts.messages import MAX_MESSAGE_BYTES, BadMessage, decode_score, decode_transaction
 
 ROW = {
     "transaction_time": "2019-09-14 02:46",

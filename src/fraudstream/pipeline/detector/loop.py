@@ -20,18 +20,18 @@ import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from numpy.typing import ArrayLike
 
-from fraudstream.batch_decode import DecodedBatch, decode_batch
 from fraudstream.config import Settings
-from fraudstream.features import FeatureEngine
-from fraudstream.infra.topics import state_topic
-from fraudstream.logs import fields
-from fraudstream.messages import (
+from fraudstream.contracts.batch_decode import DecodedBatch, decode_batch
+from fraudstream.contracts.messages import (
     dead_letter_headers,
     encoder,
 )
-from fraudstream.model import FraudModel
-from fraudstream.producer import producer_config
-from fraudstream.schema import customer_ids
+from fraudstream.contracts.schema import customer_ids
+from fraudstream.infra.topics import state_topic
+from fraudstream.logs import fields
+from fraudstream.ml.features import FeatureEngine
+from fraudstream.ml.model import FraudModel
+from fraudstream.pipeline.producer import producer_config
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)

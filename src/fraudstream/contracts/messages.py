@@ -15,7 +15,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from fraudstream.schema import INPUT_COLUMNS
+from fraudstream.contracts.schema import INPUT_COLUMNS
 
 MAX_MESSAGE_BYTES = 64 * 1024
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$"

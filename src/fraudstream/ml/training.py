@@ -17,11 +17,11 @@ import pandas as pd
 from catboost import CatBoostClassifier
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from fraudstream import schema
 from fraudstream.config import PACKAGE_DIR
-from fraudstream.evaluation import best_f1, classification_metrics
-from fraudstream.features import BEHAVIOUR_FEATURES, STATE_VERSION, FeatureEngine
-from fraudstream.model import METADATA_FILE, MODEL_FILE, FraudModel
+from fraudstream.contracts import schema
+from fraudstream.ml.evaluation import best_f1, classification_metrics
+from fraudstream.ml.features import BEHAVIOUR_FEATURES, STATE_VERSION, FeatureEngine
+from fraudstream.ml.model import METADATA_FILE, MODEL_FILE, FraudModel
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
-from fraudstream import schema
+from fraudstream.contracts import schema
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import KafkaError
 
 from fraudstream.config import Settings
+from fraudstream.contracts.messages import (
+    BadMessage,
+    ScoreMessage,
+    dead_letter_headers,
+    decode_score,
+    encoder,
+)
 from fraudstream.logs import fields
-from fraudstream.messages import BadMessage, ScoreMessage, dead_letter_headers, decode_score, encoder
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)

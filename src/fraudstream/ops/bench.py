@@ -34,15 +34,15 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, To
 from confluent_kafka.admin import AdminClient
 
 from fraudstream.config import Settings
-from fraudstream.features import FeatureEngine
+from fraudstream.contracts.schema import coerce
 from fraudstream.infra.process import wait_until
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics, topic_specs
-from fraudstream.loadgen import transactions
-from fraudstream.model import FraudModel
-from fraudstream.producer import TransactionProducer
-from fraudstream.schema import coerce
-from fraudstream.supervisor import ServiceProcess
+from fraudstream.ml.features import FeatureEngine
+from fraudstream.ml.model import FraudModel
+from fraudstream.ops.loadgen import transactions
+from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline.producer import TransactionProducer
 
 Say = Callable[[str], None]
 
