@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     def dlq_scoring(self) -> str:
         return f"{self.topic_scoring}.dlq"
 
+    @property
+    def topic_state(self) -> str:
+        """The detector's compacted changelog of per-customer feature state."""
+        return f"{self.detector_group}-state-changelog"
+
     def scoped(self, prefix: str) -> Settings:
         """A copy with topics and consumer groups of its own, for benchmarks and tests on a shared broker."""
         return self.model_copy(

@@ -35,6 +35,7 @@ from fraudstream.contracts.messages import (
     decode_transaction,
 )
 from fraudstream.contracts.schema import INPUT_COLUMNS, from_columns, transaction_times
+from fraudstream.errors import SchemaMismatch
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -55,12 +56,15 @@ _OPEN, _CLOSE = ord("{"), ord("}")
 MIN_PART = 64
 COLUMNAR_FROM = 500
 
-assert tuple(_FIELDS) == INPUT_COLUMNS
-assert all(
+# Its fields are INPUT_COLUMNS, in order: messages.py checks that when it loads.
+if not all(
     kind.gt is None and kind.lt is None and kind.multiple_of is None
     for kind in _FIELDS.values()
     if not isinstance(kind, msgspec.inspect.StrType)
-), "batch_decode checks only ge/le bounds on numbers"
+):
+    raise SchemaMismatch(
+        "TransactionData bounds a number other than by ge/le, which batch_decode does not check"
+    )
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import msgspec
 from msgspec import Meta
 
 from fraudstream.contracts.schema import INPUT_COLUMNS
+from fraudstream.errors import FraudstreamError, SchemaMismatch
 
 MAX_MESSAGE_BYTES = 64 * 1024
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$"
@@ -67,14 +68,15 @@ class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     transaction: dict[str, object] | None = None
 
 
-assert tuple(TransactionData.__struct_fields__) == INPUT_COLUMNS
+if tuple(TransactionData.__struct_fields__) != INPUT_COLUMNS:
+    raise SchemaMismatch("TransactionData's fields are not schema.INPUT_COLUMNS, in that order")
 
 transaction_decoder = msgspec.json.Decoder(TransactionMessage)
 score_decoder = msgspec.json.Decoder(ScoreMessage | list[ScoreMessage])
 encoder = msgspec.json.Encoder()
 
 
-class BadMessage(ValueError):
+class BadMessage(FraudstreamError, ValueError):
     """A message that cannot be processed; ``reason`` goes to the dead-letter headers."""
 
     def __init__(self, reason: str) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fraudstream.errors import FraudstreamError
+
 STRING_COLUMNS = (
     "transaction_time",
     "merch",
@@ -58,7 +60,7 @@ TARGET_COLUMN = "target"
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 
 
-class InputFormatError(ValueError):
+class InputFormatError(FraudstreamError, ValueError):
     """A table that is not in the input format; the message says what is wrong."""
 
 

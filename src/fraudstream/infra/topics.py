@@ -20,11 +20,6 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def state_topic(settings: Settings) -> str:
-    """The detector's compacted changelog of per-customer feature state."""
-    return f"{settings.detector_group}-state-changelog"
-
-
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     data = {"retention.ms": str(settings.topic_retention_ms), "cleanup.policy": "delete"}
     changelog = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "600000"}
@@ -34,7 +29,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_scoring, n, data),
         TopicSpec(settings.dlq_transactions, n, data),
         TopicSpec(settings.dlq_scoring, n, data),
-        TopicSpec(state_topic(settings), n, changelog),
+        TopicSpec(settings.topic_state, n, changelog),
     ]
 
 

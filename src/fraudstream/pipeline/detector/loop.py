@@ -27,7 +27,6 @@ from fraudstream.contracts.messages import (
     encoder,
 )
 from fraudstream.contracts.schema import customer_ids
-from fraudstream.infra.topics import state_topic
 from fraudstream.logs import fields
 from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel
@@ -247,7 +246,7 @@ class Detector:
         touched = self.engine.touched_customers()
         for customer, state in self.engine.export_state(touched).items():
             producer.produce(
-                state_topic(self.settings),
+                self.settings.topic_state,
                 state,
                 customer.encode(),
                 partition=partition_of_customer[customer],
@@ -313,7 +312,7 @@ def read_changelog(
     """The latest committed state per customer in the given changelog partitions (None = deleted)."""
     if not partitions:
         return {}
-    topic = state_topic(settings)
+    topic = settings.topic_state
     reader = Consumer(
         {
             **settings.kafka_client_config(),

@@ -1,0 +1,33 @@
+"""The project's own errors, under one base, each saying whether a later attempt can succeed.
+
+As in ``aiokafka.errors``, ``retriable`` is a class attribute: ``pipeline.retry`` reads it to decide
+between backing off and trying again (the service starting over with fresh clients) and giving up.
+"""
+
+from __future__ import annotations
+
+
+class FraudstreamError(Exception):
+    """Base of fraudstream's own errors; not retriable unless a subclass says so."""
+
+    retriable = False
+
+
+class KafkaCallTimeout(FraudstreamError):
+    """A librdkafka call blocked past its own timeout (librdkafka issues 5456, 5511).
+
+    Retriable with fresh clients: the call is left behind, and the new producer's
+    ``init_transactions`` fences the old one.
+    """
+
+    retriable = True
+
+
+class ChangelogRestoreTimeout(FraudstreamError):
+    """The detector's state changelog was not read to its end in time; retriable with fresh clients."""
+
+    retriable = True
+
+
+class SchemaMismatch(FraudstreamError):
+    """Two definitions of the same data disagree: a programming error, raised when the module loads."""
