@@ -1,3 +1,4 @@
-from fraudstream.pipeline.detector.loop import Detector, read_changelog
+from fraudstream.pipeline.detector.changelog import read_changelog
+from fraudstream.pipeline.detector.loop import Detector
 
 __all__ = ["Detector", "read_changelog"]

@@ -1,0 +1,53 @@
+"""Score messages of a batch: a pure function of the decoded batch, its Kafka records and its scores.
+
+The ``scoring`` wire format is ``contracts.messages.ScoreMessage``: a flagged transaction carries its
+input row (for the analyst's view), and ``produced_at`` is the input record's Kafka timestamp, from
+which the end-to-end latency is measured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from confluent_kafka import Message
+
+from fraudstream.contracts.batch_decode import DecodedBatch
+from fraudstream.contracts.messages import encoder
+
+
+def score_messages(
+    batch: DecodedBatch,
+    records: Sequence[Message],
+    scores: np.ndarray,
+    flags: np.ndarray,
+    reasons: Mapping[int, list[dict]],
+    model_version: str,
+) -> list[bytes]:
+    """The encoded score message of each row of ``batch.frame``, whose Kafka record is ``records[row]``.
+
+    ``flags`` are the rows' fraud flags (0 or 1) and ``reasons`` their explanations by row (rows
+    without an entry have none).
+    """
+    flagged = np.flatnonzero(flags)
+    inputs = (
+        dict(zip(flagged.tolist(), batch.frame.iloc[flagged].to_dict("records"), strict=True))
+        if len(flagged)
+        else {}
+    )
+    return [
+        encoder.encode(
+            {
+                "transaction_id": transaction_id,
+                "score": score,
+                "fraud_flag": flag,
+                "reasons": reasons.get(row, []),
+                "model_version": model_version,
+                "produced_at": record.timestamp()[1],
+                **({"transaction": inputs[row]} if flag else {}),
+            }
+        )
+        for row, (record, transaction_id, score, flag) in enumerate(
+            zip(records, batch.transaction_ids, scores.tolist(), flags.tolist(), strict=True)
+        )
+    ]

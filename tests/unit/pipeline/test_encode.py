@@ -1,0 +1,59 @@
+"""Score messages: what the detector writes to ``scoring`` for a decoded batch and its scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
+
+from fraudstream.contracts.batch_decode import decode_batch
+from fraudstream.contracts.messages import decode_score
+from fraudstream.pipeline.detector.encode import score_messages
+from tests.message_corpus import good_values
+
+
+def records(values: list[bytes]) -> list[Message]:
+    return [
+        Message(
+            topic="transactions",
+            partition=0,
+            offset=n,
+            value=value,
+            timestamp=(TIMESTAMP_CREATE_TIME, 1000 + n),
+        )
+        for n, value in enumerate(values)
+    ]
+
+
+def test_each_row_gets_its_id_score_flag_reasons_version_and_input_timestamp():
+    values = good_values(3)
+    batch = decode_batch(values)
+    reasons = {2: [{"feature": "amount", "contribution": 1.5}]}
+    scores, flags = np.array([0.1, 0.6, 0.9]), np.array([0, 1, 1])
+
+    encoded = score_messages(batch, records(values), scores, flags, reasons, "m-1")
+
+    decoded = [decode_score(value) for value in encoded]
+    assert [str(m.transaction_id) for m in decoded] == batch.transaction_ids
+    assert [m.score for m in decoded] == [0.1, 0.6, 0.9]
+    assert [m.fraud_flag for m in decoded] == [0, 1, 1]
+    assert [m.produced_at for m in decoded] == [1000, 1001, 1002]
+    assert {m.model_version for m in decoded} == {"m-1"}
+    assert [len(m.reasons) for m in decoded] == [0, 0, 1]
+    assert decoded[2].reasons[0].feature == "amount"
+
+
+def test_only_flagged_rows_carry_their_input_row():
+    values = good_values(3)
+    batch = decode_batch(values)
+
+    encoded = score_messages(batch, records(values), np.array([0.1, 0.9, 0.2]), np.array([0, 1, 0]), {}, "m")
+
+    carried = [orjson.loads(value).get("transaction") for value in encoded]
+    assert carried[0] is None and carried[2] is None
+    assert carried[1] == orjson.loads(values[1])["data"]
+
+
+def test_an_empty_batch_gives_no_messages():
+    batch = decode_batch([])
+    assert score_messages(batch, [], np.array([]), np.array([], dtype=int), {}, "m") == []

@@ -1,0 +1,188 @@
+"""The detector's transaction sequence, against a recording test double of the transactional producer.
+
+The real-Kafka fault tests (tests/faults) check the same sequence end to end; these check each step's
+order and failure handling in milliseconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from fraudstream.config import DEFAULT_MODEL_PATH, Settings
+from fraudstream.errors import KafkaCallTimeout
+from fraudstream.ml.model import FraudModel
+from fraudstream.pipeline.detector import Detector
+from fraudstream.pipeline.detector.transactions import Timeouts, Transactions
+from tests.unit.transactions import synthetic
+
+FAST = Timeouts(init_s=0.01, call_s=0.01, abort_s=0.01, grace_s=0.05)  # blocked calls given up on at once
+PATIENT = Timeouts(init_s=0.01, call_s=0.01, abort_s=0.01, grace_s=5.0)  # for calls released by the test
+OFFSETS = [TopicPartition("transactions", 0, 42)]
+GROUP = object()
+STEPS = ("begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction")
+
+
+class RecordingProducer:
+    """Records the transactional calls made on it, in order; fails, or blocks until released, at a step."""
+
+    def __init__(self, fail_at: str | None = None, block_at: str | None = None) -> None:
+        self.calls: list[str] = []
+        self.fail_at, self.block_at = fail_at, block_at
+        self.release = threading.Event()
+
+    def _step(self, name: str) -> None:
+        self.calls.append(name)
+        if name == self.block_at:
+            self.release.wait(5)
+        if name == self.fail_at:
+            raise KafkaException(KafkaError(KafkaError._STATE, f"{name} failed"))
+
+    def init_transactions(self, timeout: float) -> None:
+        self._step("init_transactions")
+
+    def begin_transaction(self) -> None:
+        self._step("begin_transaction")
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None, **kwargs: object) -> None:
+        self._step("produce")
+
+    def send_offsets_to_transaction(
+        self, offsets: list[TopicPartition], group: object, timeout: float
+    ) -> None:
+        assert offsets == OFFSETS
+        assert group is GROUP
+        self._step("send_offsets_to_transaction")
+
+    def commit_transaction(self, timeout: float) -> None:
+        self._step("commit_transaction")
+
+    def abort_transaction(self, timeout: float) -> None:
+        self._step("abort_transaction")
+
+
+def transactions(producer: RecordingProducer, timeouts: Timeouts = FAST) -> Transactions[str]:
+    """Batches are names, each produced as one message; a commit is recorded as ``committed <name>``."""
+
+    def produce(target: RecordingProducer, batch: str) -> None:
+        target.produce("scoring", batch.encode())
+
+    return Transactions(
+        producer, produce, lambda batch: producer.calls.append(f"committed {batch}"), timeouts
+    )
+
+
+def test_a_batch_is_begun_produced_given_its_offsets_and_committed_in_that_order():
+    producer = RecordingProducer()
+    sequence = transactions(producer)
+    sequence.publish("a", OFFSETS, GROUP)
+    sequence.settle()
+    assert producer.calls == ["init_transactions", *STEPS, "committed a"]
+
+
+def test_the_commit_is_left_running_and_awaited_before_the_next_transaction_begins():
+    producer = RecordingProducer(block_at="commit_transaction")
+    sequence = transactions(producer, PATIENT)
+    sequence.publish("a", OFFSETS, GROUP)
+    assert producer.calls[-1] == "commit_transaction"  # publish returned with the commit still blocked
+
+    second = threading.Thread(target=sequence.publish, args=("b", OFFSETS, GROUP))
+    second.start()
+    time.sleep(0.05)
+    assert producer.calls.count("begin_transaction") == 1, "b began before a's commit returned"
+    producer.release.set()
+    second.join(5)
+    sequence.settle()
+    assert producer.calls == ["init_transactions", *STEPS, "committed a", *STEPS, "committed b"]
+
+
+def test_settle_waits_for_the_commit_in_flight():
+    producer = RecordingProducer(block_at="commit_transaction")
+    sequence = transactions(producer, PATIENT)
+    sequence.publish("a", OFFSETS, GROUP)
+    threading.Timer(0.05, producer.release.set).start()
+    started = time.perf_counter()
+    sequence.settle()
+    assert time.perf_counter() - started >= 0.04
+    assert producer.calls[-1] == "committed a"
+    sequence.settle()  # nothing in flight any more: returns at once, commits nothing twice
+    assert producer.calls.count("committed a") == 1
+
+
+@pytest.mark.parametrize("step", ["produce", "send_offsets_to_transaction"])
+def test_a_failure_before_the_commit_aborts_and_is_raised(step):
+    producer = RecordingProducer(fail_at=step)
+    sequence = transactions(producer)
+    with pytest.raises(KafkaException, match=f"{step} failed"):
+        sequence.publish("a", OFFSETS, GROUP)
+    done = STEPS.index(step) + 1
+    assert producer.calls == ["init_transactions", *STEPS[:done], "abort_transaction"]
+    sequence.settle()  # nothing was left in flight
+    assert "commit_transaction" not in producer.calls
+
+
+def test_a_failed_commit_is_aborted_and_raised_when_settled_and_the_batch_not_counted():
+    producer = RecordingProducer(fail_at="commit_transaction")
+    sequence = transactions(producer)
+    sequence.publish("a", OFFSETS, GROUP)
+    with pytest.raises(KafkaException, match="commit_transaction failed"):
+        sequence.settle()
+    assert producer.calls == ["init_transactions", *STEPS, "abort_transaction"]
+
+
+def test_a_failed_begin_is_raised_with_nothing_produced_and_nothing_to_abort():
+    producer = RecordingProducer(fail_at="begin_transaction")
+    with pytest.raises(KafkaException, match="begin_transaction failed"):
+        transactions(producer).publish("a", OFFSETS, GROUP)
+    assert producer.calls == ["init_transactions", "begin_transaction"]
+
+
+def test_an_error_of_the_batch_itself_aborts_the_transaction_too():
+    producer = RecordingProducer()
+
+    def produce(target: RecordingProducer, batch: str) -> None:
+        raise KeyError(batch)
+
+    with pytest.raises(KeyError):
+        Transactions(producer, produce, lambda batch: None, FAST).publish("a", OFFSETS, GROUP)
+    assert producer.calls == ["init_transactions", "begin_transaction", "abort_transaction"]
+
+
+@pytest.mark.parametrize("step", ["send_offsets_to_transaction", "commit_transaction"])
+def test_a_call_blocked_past_its_timeout_is_given_up_on_and_the_transaction_aborted(step):
+    producer = RecordingProducer(block_at=step)
+    sequence = transactions(producer)
+    started = time.perf_counter()
+    with pytest.raises(KafkaCallTimeout, match=f"{step} blocked"):
+        sequence.publish("a", OFFSETS, GROUP)
+        sequence.settle()
+    waited = time.perf_counter() - started
+    producer.release.set()
+    assert FAST.call_s + FAST.grace_s <= waited < 1
+    assert producer.calls[-1] == "abort_transaction"
+    assert KafkaCallTimeout.retriable
+
+
+def test_a_blocked_abort_is_given_up_on_too_and_the_first_error_raised():
+    producer = RecordingProducer(fail_at="produce", block_at="abort_transaction")
+    with pytest.raises(KafkaException, match="produce failed"):
+        transactions(producer).publish("a", OFFSETS, GROUP)
+    producer.release.set()
+    assert producer.calls[-1] == "abort_transaction"
+
+
+def test_revoking_partitions_waits_for_their_last_commit_then_drops_their_state():
+    detector = Detector(Settings(), FraudModel.load(DEFAULT_MODEL_PATH), instance="unit")
+    detector.engine.transform(synthetic(customers=3, days=2))
+    producer = RecordingProducer(block_at="commit_transaction")
+    detector._transactions = transactions(producer, PATIENT)
+    detector._transactions.publish("a", OFFSETS, GROUP)
+    threading.Timer(0.05, producer.release.set).start()
+
+    detector._on_revoke(None, OFFSETS)
+
+    assert producer.calls[-1] == "committed a"
+    assert len(detector.engine) == 0
