@@ -3,7 +3,9 @@
 Each batch is one ``INSERT ... SELECT FROM unnest(<column arrays>) ON CONFLICT DO NOTHING``: one
 round trip to PostgreSQL, and a replayed message never duplicates or fails. Kafka offsets are
 committed only after that statement and the dead letters are acknowledged: nothing acknowledged is
-ever lost.
+ever lost. Failures of PostgreSQL and Kafka are retried (``pipeline.retry``), except a commit that a
+rebalance made impossible: that commit is given up, and the partitions' new owner re-reads them from
+the last committed offset (the rows are idempotent).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 
 from fraudstream.config import Settings
 from fraudstream.contracts.messages import (
@@ -27,6 +29,7 @@ from fraudstream.contracts.messages import (
     encoder,
 )
 from fraudstream.logs import fields
+from fraudstream.pipeline.retry import retry_async, worth_retrying
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -48,7 +51,6 @@ INSERT INTO fraud_scores ({", ".join(COLUMNS)}, scored_at)
 SELECT DISTINCT ON (transaction_id) *, clock_timestamp() FROM unnest({ARRAYS}) AS batch ({", ".join(COLUMNS)})
 ON CONFLICT (transaction_id) DO NOTHING
 """
-RETRY_BACKOFF_S = (0.5, 1, 2, 5, 10)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,8 @@ def to_row(message: ScoreMessage) -> tuple:
     )
 
 
-def decode_batch(records: list[ConsumerRecord]) -> Batch:
+def rows_and_dead_letters(records: list[ConsumerRecord]) -> Batch:
+    """The ``fraud_scores`` rows of the records that are score messages; the others, with their reason."""
     rows, dead = [], []
     for record in records:
         try:
@@ -116,8 +119,8 @@ class Sink:
             acks="all", enable_idempotence=True, **_aiokafka_connection(self.settings)
         )
         pool = await self._connect_postgres()
-        await _retry_forever(consumer.start, "kafka consumer start", self._stop)
-        await _retry_forever(producer.start, "kafka producer start", self._stop)
+        await retry_async(consumer.start, "kafka consumer start", self._stop)
+        await retry_async(producer.start, "kafka producer start", self._stop)
         logger.info("sink started", extra=fields(topic=self.settings.topic_scoring))
         try:
             while not self._stop.is_set():
@@ -143,15 +146,16 @@ class Sink:
     ) -> None:
         started = time.perf_counter()
         flat = [record for batch in records.values() for record in batch]
-        batch = decode_batch(flat)
-        await _retry_forever(lambda: write_rows(pool, batch.rows), "postgres write", self._stop, self.metrics)
-        await _retry_forever(
-            lambda: self._dead_letters(producer, batch.dead), "dead letters", self._stop, self.metrics
+        batch = rows_and_dead_letters(flat)
+        await retry_async(lambda: write_rows(pool, batch.rows), "postgres write", self._stop, self._failed)
+        await retry_async(
+            lambda: self._dead_letters(producer, batch.dead), "dead letters", self._stop, self._failed
         )
         offsets = {tp: batch_records[-1].offset + 1 for tp, batch_records in records.items()}
         await self._commit(consumer, offsets)
+        assigned = consumer.assignment()  # less what a rebalance took while the batch was written
         for tp, offset in offsets.items():
-            end = consumer.highwater(tp)
+            end = consumer.highwater(tp) if tp in assigned else None
             if end is not None:
                 self.metrics.consumer_lag.labels("sink", str(tp.partition)).set(end - offset)
         self.metrics.record_batch(len(flat), len(batch.rows), len(batch.dead), time.perf_counter() - started)
@@ -159,7 +163,10 @@ class Sink:
 
     async def _commit_idle_positions(self, consumer: AIOKafkaConsumer) -> None:
         """Commit positions that moved past transaction markers only, so the lag reads 0 when idle."""
-        positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+        try:
+            positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+        except IllegalStateError:  # a rebalance took a partition meanwhile; the next pass sees the new ones
+            return
         moved = {tp: offset for tp, offset in positions.items() if self._committed.get(tp) != offset}
         if moved:
             await self._commit(consumer, moved)
@@ -169,9 +176,31 @@ class Sink:
         commit waits for the one before, so committed offsets never go back."""
         await self._commit_settled()
         self._committed.update(offsets)
-        self._pending_commit = asyncio.create_task(
-            _retry_forever(lambda: consumer.commit(offsets), "kafka commit", self._stop, self.metrics)
-        )
+        self._pending_commit = asyncio.create_task(self._commit_or_give_up(consumer, offsets))
+
+    async def _commit_or_give_up(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]
+    ) -> None:
+        """Commit ``offsets``, retrying what is worth it; give the commit up when it can never succeed:
+        a rebalance took (some of) the partitions, whose new owner re-reads them from the last
+        committed offset."""
+        try:
+            await retry_async(lambda: consumer.commit(offsets), "kafka commit", self._stop, self._failed)
+        except KafkaError as error:
+            if worth_retrying(error):
+                raise
+            self.metrics.errors.inc()
+            for tp in offsets:  # not committed: the positions are committed again if the partitions stay
+                self._committed.pop(tp, None)
+            logger.warning(
+                "kafka commit given up",
+                extra=fields(
+                    error=repr(error), offsets={f"{tp.topic}:{tp.partition}": o for tp, o in offsets.items()}
+                ),
+            )
+
+    def _failed(self, error: BaseException) -> None:
+        self.metrics.errors.inc()
 
     async def _commit_settled(self) -> None:
         if self._pending_commit is not None:
@@ -195,24 +224,7 @@ class Sink:
         async def connect() -> asyncpg.Pool:
             return await asyncpg.create_pool(self.settings.pg_dsn, min_size=1, max_size=2, timeout=10)
 
-        return await _retry_forever(connect, "postgres connect", self._stop)
-
-
-async def _retry_forever(action, what: str, stop: asyncio.Event, metrics: ServiceMetrics | None = None):
-    """Run ``action`` until it succeeds, backing off between failures (a down broker or database)."""
-    failures = 0
-    while True:
-        try:
-            return await action()
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError) as error:
-            if stop.is_set():
-                raise
-            if metrics is not None:
-                metrics.errors.inc()
-            delay = RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)]
-            failures += 1
-            logger.warning(f"{what} failed, retrying", extra=fields(error=repr(error), retry_in_s=delay))
-            await asyncio.sleep(delay)
+        return await retry_async(connect, "postgres connect", self._stop)
 
 
 def _aiokafka_connection(settings: Settings) -> dict[str, object]:
