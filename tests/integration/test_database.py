@@ -8,9 +8,10 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
+import msgspec
 import pytest
 
-from fraudstream.contracts.messages import Reason, ScoreMessage
+from fraudstream.contracts.messages import Reason, ReceivedInput, ScoreMessage
 from fraudstream.infra.migrations import migrate, migration_files
 from fraudstream.pipeline.sink import to_row, write_rows
 
@@ -51,7 +52,13 @@ def test_a_batch_is_stored_once_per_transaction_whatever_repeats(stack_settings)
     reasons = [{"feature": "amount", "contribution": 1.5}]
     produced = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
     flagged = ScoreMessage(
-        uuid.UUID(first), 0.9, 1, [Reason(**reasons[0])], "v1", 1767323045678, {"amount": 9.5}
+        uuid.UUID(first),
+        0.9,
+        1,
+        [Reason(**reasons[0])],
+        "v1",
+        1767323045678,
+        ReceivedInput(msgspec.Raw(b'{"amount": 9.5}')),
     )
     plain = ScoreMessage(uuid.UUID(second), 0.1, 0, model_version="v1")
 

@@ -59,6 +59,9 @@ def test_new_small_lands_in_postgres_with_the_scores_of_offline_scoring(
     explained = stored["score"] >= stack_settings.explain_min_score
     assert all(len(json.loads(reasons)) == 3 for reasons in stored.loc[explained, "reasons"])
     assert stored.loc[~explained, "reasons"].isna().all()
+    stored_inputs = pd.DataFrame([json.loads(row) for row in stored["transaction"]], columns=frame.columns)
+    key = ["transaction_time", "name_2", "merch", "amount"]
+    assert sorted(stored_inputs[key].itertuples(index=False)) == sorted(frame[key].itertuples(index=False))
 
 
 def test_a_replayed_transaction_gives_one_row(stack_settings, services, new_small):

@@ -2,8 +2,9 @@
 
 - ``transactions``: ``{"transaction_id": uuid, "data": {<the 17 input columns>}}`` (the seed's format).
 - ``scoring``: ``{"transaction_id", "score", "fraud_flag"}`` (the seed's) plus ``reasons``,
-  ``model_version``, ``produced_at`` (ms since epoch of the input's Kafka timestamp) and, for flagged
-  transactions only, ``transaction`` (the input row, for the analyst's view).
+  ``model_version``, ``produced_at`` (ms since epoch of the input's Kafka timestamp) and ``input``: the
+  input message exactly as received, so that every scored transaction is stored with its input (the
+  analyst's view, rule backtests, label exports for retraining) without the detector re-encoding it.
 - dead letters: the original bytes, with the reason and the source position in headers.
 """
 
@@ -58,6 +59,12 @@ class Reason(msgspec.Struct, frozen=True):
     contribution: float
 
 
+class ReceivedInput(msgspec.Struct, frozen=True):
+    """The input message inside a score message; its ``data`` is kept as the JSON it arrived as."""
+
+    data: msgspec.Raw
+
+
 class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     transaction_id: uuid.UUID
     score: Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -65,7 +72,7 @@ class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     reasons: list[Reason] = []
     model_version: str | None = None
     produced_at: int | None = None
-    transaction: dict[str, object] | None = None
+    input: ReceivedInput | None = None
 
 
 if tuple(TransactionData.__struct_fields__) != INPUT_COLUMNS:

@@ -69,7 +69,7 @@ def to_row(message: ScoreMessage) -> tuple:
         message.fraud_flag,
         message.model_version,
         encoder.encode(message.reasons).decode() if message.reasons else None,
-        encoder.encode(message.transaction).decode() if message.transaction is not None else None,
+        bytes(message.input.data).decode() if message.input is not None else None,
         produced_at,
     )
 

@@ -43,15 +43,17 @@ def test_each_row_gets_its_id_score_flag_reasons_version_and_input_timestamp():
     assert decoded[2].reasons[0].feature == "amount"
 
 
-def test_only_flagged_rows_carry_their_input_row():
+def test_every_row_carries_its_input_message_as_received():
     values = good_values(3)
+    values[1] = values[1].replace(b'{"transaction_id"', b'{ "extra": 1, "transaction_id"')
     batch = decode_batch(values)
 
     encoded = score_messages(batch, records(values), np.array([0.1, 0.9, 0.2]), np.array([0, 1, 0]), {}, "m")
 
-    carried = [orjson.loads(value).get("transaction") for value in encoded]
-    assert carried[0] is None and carried[2] is None
-    assert carried[1] == orjson.loads(values[1])["data"]
+    assert [orjson.loads(value)["input"] for value in encoded] == [orjson.loads(v) for v in values]
+    assert [bytes(decode_score(value).input.data) for value in encoded] == [
+        orjson.dumps(orjson.loads(v)["data"]) for v in values
+    ]
 
 
 def test_an_empty_batch_gives_no_messages():

@@ -1,8 +1,8 @@
 """Score messages of a batch: a pure function of the decoded batch, its Kafka records and its scores.
 
-The ``scoring`` wire format is ``contracts.messages.ScoreMessage``: a flagged transaction carries its
-input row (for the analyst's view), and ``produced_at`` is the input record's Kafka timestamp, from
-which the end-to-end latency is measured.
+The ``scoring`` wire format is ``contracts.messages.ScoreMessage``: every score carries its input
+message as received (embedded as raw JSON: no re-encoding), and ``produced_at`` is the input record's
+Kafka timestamp, from which the end-to-end latency is measured.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from confluent_kafka import Message
+from msgspec import Raw
 
 from fraudstream.contracts.batch_decode import DecodedBatch
 from fraudstream.contracts.messages import encoder
@@ -29,12 +30,6 @@ def score_messages(
     ``flags`` are the rows' fraud flags (0 or 1) and ``reasons`` their explanations by row (rows
     without an entry have none).
     """
-    flagged = np.flatnonzero(flags)
-    inputs = (
-        dict(zip(flagged.tolist(), batch.frame.iloc[flagged].to_dict("records"), strict=True))
-        if len(flagged)
-        else {}
-    )
     return [
         encoder.encode(
             {
@@ -44,7 +39,7 @@ def score_messages(
                 "reasons": reasons.get(row, []),
                 "model_version": model_version,
                 "produced_at": record.timestamp()[1],
-                **({"transaction": inputs[row]} if flag else {}),
+                "input": Raw(record.value()),
             }
         )
         for row, (record, transaction_id, score, flag) in enumerate(
