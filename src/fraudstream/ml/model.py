@@ -26,6 +26,12 @@ MODEL_FILE = "model.cbm"
 METADATA_FILE = "metadata.json"
 
 
+def file_hash(path: Path) -> str:
+    """Short content hash of a model file, part of its version (12 hex digits, as bare ``.cbm`` files
+    have always been named; the shipped model keeps the version its metadata states)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+
+
 @dataclass
 class FraudModel:
     """Scores frames made by ``features.FeatureEngine``; loads a bare ``.cbm`` or a model directory."""
@@ -45,7 +51,7 @@ class FraudModel:
         declared = metadata.get("features")
         if declared is not None and declared != list(booster.feature_names_):
             raise ValueError(f"{path}: metadata features differ from the model's features")
-        version = metadata.get("version") or f"{model_file.stem}-{_file_hash(model_file)}"
+        version = metadata.get("version") or f"{model_file.stem}-{file_hash(model_file)}"
         logger.info("loaded model %s (%d features) from %s", version, len(booster.feature_names_), path)
         return cls(booster, version, metadata, LeafContributions.of(booster))
 
@@ -105,7 +111,3 @@ class FraudModel:
 
 def _rows(features: Features) -> int:
     return len(next(iter(features.values()))) if isinstance(features, Mapping) else len(features)
-
-
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]

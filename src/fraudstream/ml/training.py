@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -21,7 +20,7 @@ from fraudstream.config import PACKAGE_DIR
 from fraudstream.contracts import schema
 from fraudstream.ml.evaluation import best_f1, classification_metrics
 from fraudstream.ml.features import BEHAVIOUR_FEATURES, STATE_VERSION, FeatureEngine
-from fraudstream.ml.model import METADATA_FILE, MODEL_FILE, FraudModel
+from fraudstream.ml.model import METADATA_FILE, MODEL_FILE, FraudModel, file_hash
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt
@@ -75,7 +74,7 @@ def train_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(out_dir / MODEL_FILE))
-    version = f"{datetime.now(UTC):%Y%m%d}-{_file_hash(out_dir / MODEL_FILE)}"
+    version = f"{datetime.now(UTC):%Y%m%d}-{file_hash(out_dir / MODEL_FILE)}"
     model = FraudModel(booster=booster, version=version)
     scores = stages.run(
         f"score {valid.sum()} validation rows", lambda: _validation_scores(model, features[valid], seed_model)
@@ -267,7 +266,3 @@ def _plot_pr_curve(path: Path, scores: dict[str, np.ndarray], labels: np.ndarray
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-
-
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
