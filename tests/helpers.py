@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import asyncpg
 import pandas as pd
 
 from fraudstream.config import Settings
+from fraudstream.ml.model import METADATA_FILE, MODEL_FILE
 from fraudstream.ops.supervisor import ServiceProcess
 
 
@@ -82,3 +86,12 @@ def _kafka_log(services: tuple[ServiceProcess, ...], lines: int = 15) -> str:
     if not log.exists():
         return ""
     return "--- kafka ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def model_with_threshold(source: Path, folder: Path, threshold: float) -> Path:
+    """A copy of the model directory ``source`` in ``folder`` whose metadata names ``threshold``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / MODEL_FILE, folder / MODEL_FILE)
+    metadata = json.loads((source / METADATA_FILE).read_text())
+    (folder / METADATA_FILE).write_text(json.dumps({**metadata, "threshold": threshold}))
+    return folder

@@ -19,6 +19,7 @@ app = typer.Typer(
     help="Real-time card-fraud detection on Kafka, CatBoost and PostgreSQL.", no_args_is_help=True
 )
 console = Console(stderr=True, soft_wrap=True)
+THRESHOLD_HELP = "fraud_flag = score > threshold (default: the model's own) [env FRAUDSTREAM_THRESHOLD]"
 
 
 def _settings(**overrides: object) -> Settings:
@@ -155,7 +156,7 @@ def detector(
     model: Annotated[
         Path | None, typer.Option(help="CatBoost .cbm or model dir [env FRAUDSTREAM_MODEL_PATH]")
     ] = None,
-    threshold: Annotated[float | None, typer.Option(help="fraud_flag = score > threshold")] = None,
+    threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
     instance: Annotated[
         str | None, typer.Option(help="unique per running detector (default: hostname)")
     ] = None,
@@ -223,7 +224,7 @@ def score(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV in the input format")],
     out: Annotated[Path, typer.Option(help="CSV to write: score,fraud_flag per input row")],
     model: Annotated[Path | None, typer.Option(help="CatBoost .cbm or model dir")] = None,
-    threshold: Annotated[float | None, typer.Option(help="fraud_flag = score > threshold")] = None,
+    threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
 ) -> None:
     """Score FILE offline with the serving code path (same features, same scores as the stream)."""
     from fraudstream.contracts.schema import InputFormatError

@@ -56,7 +56,7 @@ def test_new_small_lands_in_postgres_with_the_scores_of_offline_scoring(
     assert offline.returncode == 0
     assert np.array_equal(stored["score"].to_numpy(), scored["score"].to_numpy())
     assert np.array_equal(stored["fraud_flag"].to_numpy(), scored["fraud_flag"].to_numpy())
-    explained = stored["score"] >= stack_settings.explain_min_score
+    explained = stored["score"] >= FraudModel.load(stack_settings.model_path).threshold  # explained from it
     assert all(len(json.loads(reasons)) == 3 for reasons in stored.loc[explained, "reasons"])
     assert stored.loc[~explained, "reasons"].isna().all()
 

@@ -32,6 +32,7 @@ SEED_MODEL = PACKAGE_DIR.parents[2] / "shared" / "seed" / "my_model.cbm"
 # Category and gender enter as integer codes, not as CatBoost categorical features: as good on this data,
 # and training and prediction are several times faster without categorical features.
 MODEL_FEATURES = ("amount", *BEHAVIOUR_FEATURES)
+# Written to the metadata; serving uses it unless a setting overrides it (model.resolve_threshold).
 THRESHOLD = 0.5
 # Fraud is 0.6 % of rows. Unweighted, F1 peaks near 0.25 (recall is short at 0.5); a weight of 3 on fraud
 # moves the peak close to 0.5, where "Balanced" (~160) would flood 0.5 with false positives.
@@ -236,7 +237,7 @@ def _markdown(report: dict[str, Any]) -> str:
         f"Train: {data['train']['rows']} rows up to {data['train']['time_max']}; "
         f"validation: {data['validation']['rows']} rows from {data['split_time']} (split by time).",
         "",
-        "| metric (validation, threshold 0.5) | " + " | ".join(name for name, _ in columns) + " |",
+        f"| metric (validation, threshold {THRESHOLD}) | " + " | ".join(name for name, _ in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
     for key in ("roc_auc", "pr_auc", "precision", "recall", "f1"):
