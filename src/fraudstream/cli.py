@@ -209,13 +209,17 @@ def train(
         Path, typer.Argument(exists=True, dir_okay=False, help="labelled CSV(.gz) with `target`")
     ],
     out: Annotated[Path, typer.Option(help="model directory to write")] = Path("artifacts/model"),
+    compare_with: Annotated[
+        Path | None,
+        typer.Option(exists=True, help="another model (.cbm or dir) whose validation the report adds"),
+    ] = None,
 ) -> None:
     """Train the CatBoost model on time-ordered data, validating on the latest part of the period."""
     from fraudstream.logs import setup_logging
     from fraudstream.ml.training import train_model
 
     setup_logging("train")
-    report = train_model(data, out)
+    report = train_model(data, out, compare_with=compare_with)
     console.print_json(data=report)
 
 
