@@ -19,7 +19,7 @@ from fraudstream.ml.explanations import LeafContributions
 
 logger = logging.getLogger(__name__)
 
-# A frame of ``FeatureEngine.transform``, or the same columns by name (``FeatureEngine.columns``).
+# A frame of ``FeatureEngine.transform``, or the same columns by name (``FeatureEngine.features_and_update``).
 Features = pd.DataFrame | Mapping[str, ArrayLike]
 
 MODEL_FILE = "model.cbm"

@@ -142,3 +142,18 @@ def test_unknown_category_and_times_with_seconds() -> None:
     features = FeatureEngine().transform(frame)
     assert features["minutes_since_prev"].tolist() == [-1, 20]
     assert features["cat_is_new"].tolist() == [1, 0]
+
+
+def test_features_and_update_gives_transforms_features_and_adds_the_rows_to_the_history() -> None:
+    frame = synthetic(customers=3, days=5).drop(columns=schema.TARGET_COLUMN)
+    engine = FeatureEngine()
+
+    first = engine.features_and_update(frame)
+    again = engine.features_and_update(frame)
+
+    expected = FeatureEngine().transform(frame)
+    for name in FEATURES:
+        np.testing.assert_array_equal(np.asarray(first[name]), expected[name].to_numpy(), name)
+    customers = pd.Series(schema.customer_ids(frame))
+    rows_of_customer = customers.map(customers.value_counts()).to_numpy()
+    np.testing.assert_array_equal(again["n_total"], first["n_total"] + rows_of_customer)

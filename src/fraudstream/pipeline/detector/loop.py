@@ -203,7 +203,7 @@ class Detector:
             return Scored([], [], {})
         frame = batch.frame
         customers = customer_ids(frame)
-        features = self.engine.columns(frame, customers, batch.times)
+        features = self.engine.features_and_update(frame, customers, batch.times)
         scores = self.model.predict(features)
         flags = (scores > self.settings.threshold).astype(int)
         reasons = self._reasons(features, scores)
