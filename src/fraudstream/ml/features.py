@@ -24,25 +24,10 @@ SEED_DROPPED = ("transaction_time", "name_1", "name_2", "street")
 SEED_RAW = tuple(column for column in schema.INPUT_COLUMNS if column not in SEED_DROPPED)
 CALENDAR = ("is_weekend", "year", "month", "day", "hour", "minute")
 SEED_FEATURES = SEED_RAW + CALENDAR
-# Index of a category inside the state: never reorder, only append (unknown categories share the last slot).
-CATEGORIES = (
-    "entertainment",
-    "food_dining",
-    "gas_transport",
-    "grocery_net",
-    "grocery_pos",
-    "health_fitness",
-    "home",
-    "kids_pets",
-    "misc_net",
-    "misc_pos",
-    "personal_care",
-    "shopping_net",
-    "shopping_pos",
-    "travel",
-)
-N_CATEGORIES = len(CATEGORIES) + 1
-_CATEGORY_INDEX = pd.Index(CATEGORIES)
+# A category's index in schema.CATEGORIES is its code (the feature cat_code and its slot in the state);
+# unknown categories share the last slot.
+N_CATEGORIES = len(schema.CATEGORIES) + 1
+_CATEGORY_INDEX = pd.Index(schema.CATEGORIES)
 WINDOWS = {"1h": 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
 NIGHT_HOURS = (22, 23, 0, 1, 2, 3)
 

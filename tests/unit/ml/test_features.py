@@ -157,3 +157,20 @@ def test_features_and_update_gives_transforms_features_and_adds_the_rows_to_the_
     customers = pd.Series(schema.customer_ids(frame))
     rows_of_customer = customers.map(customers.value_counts()).to_numpy()
     np.testing.assert_array_equal(again["n_total"], first["n_total"] + rows_of_customer)
+
+
+# The codes the shipped model was trained with (its feature cat_code): a reorder would change its inputs.
+SHIPPED_CATEGORY_CODES = {
+    "entertainment": 0, "food_dining": 1, "gas_transport": 2, "grocery_net": 3, "grocery_pos": 4,
+    "health_fitness": 5, "home": 6, "kids_pets": 7, "misc_net": 8, "misc_pos": 9, "personal_care": 10,
+    "shopping_net": 11, "shopping_pos": 12, "travel": 13, "crypto": 14,
+}  # fmt: skip
+
+
+def test_category_codes_are_the_ones_the_shipped_model_was_trained_with() -> None:
+    times = [f"2020-01-06 10:{minute:02d}" for minute in range(len(SHIPPED_CATEGORY_CODES))]
+    rows = [(0, time, category, 5.0) for time, category in zip(times, SHIPPED_CATEGORY_CODES, strict=True)]
+
+    codes = FeatureEngine().transform(transactions(rows))["cat_code"]
+
+    assert dict(zip(SHIPPED_CATEGORY_CODES, codes.tolist(), strict=True)) == SHIPPED_CATEGORY_CODES
