@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ import asyncpg
 import pandas as pd
 
 from fraudstream.config import Settings
+from fraudstream.infra.process import wait_until
 from fraudstream.ml.model import METADATA_FILE, MODEL_FILE
 from fraudstream.ops.supervisor import ServiceProcess
 
@@ -37,15 +37,9 @@ def running_pipeline(settings: Settings, instance: str = "test") -> Iterator[dic
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, *services: ServiceProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    logs = "\n".join(f"--- {s.name} ---\n{s.log_tail()}" for s in services)
-    raise AssertionError(
-        f"timed out after {timeout:.0f} s waiting for {what}\n{logs}\n{_kafka_log(services)}"
-    )
+    """``wait_until``, whose failure shows the services' output and, with services, the broker's log."""
+    broker_log = [services[0].settings.data_dir / "kafka" / "kafka.log"] if services else []
+    wait_until(check, timeout, what, *(service.output for service in services), *broker_log)
 
 
 def with_fresh_customers(frame: pd.DataFrame, tag: str) -> pd.DataFrame:
@@ -76,16 +70,6 @@ def fetch_scores(settings: Settings, transaction_ids: Iterable[str]) -> pd.DataF
 
 def count_rows(settings: Settings, transaction_ids: list[str]) -> int:
     return len(fetch_scores(settings, transaction_ids))
-
-
-def _kafka_log(services: tuple[ServiceProcess, ...], lines: int = 15) -> str:
-    """The end of the broker's log, for a timeout that the services' logs do not explain."""
-    if not services:
-        return ""
-    log = services[0].settings.data_dir / "kafka" / "kafka.log"
-    if not log.exists():
-        return ""
-    return "--- kafka ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def model_with_threshold(source: Path, folder: Path, threshold: float) -> Path:
