@@ -7,8 +7,6 @@ that the README shows (docs/screenshot-results.png).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +18,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import read_csv
-from fraudstream.infra.process import free_port
+from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.ui.queries import load_results
 from tests.helpers import wait_for, with_fresh_customers
 
@@ -54,24 +52,16 @@ def _healthy(url: str) -> bool:
 
 
 @pytest.fixture
-def ui_url(stack_settings: Settings, tmp_path: Path) -> Iterator[str]:
+def ui_url(stack_settings: Settings) -> Iterator[str]:
     """`fraudstream ui` (which execs streamlit) on a free port."""
-    port = free_port()
-    env = {**os.environ, **stack_settings.environment(), "FRAUDSTREAM_UI_PORT": str(port)}
-    with (tmp_path / "ui.out").open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fraudstream", "ui"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
+    ui = ServiceProcess("ui", stack_settings)
+    ui.start()
+    url = f"http://127.0.0.1:{ui.port}"
     try:
-        wait_for(lambda: _healthy(url), 30, "the UI")
+        wait_for(lambda: _healthy(url), 30, "the UI", ui)
         yield url
     finally:
-        process.terminate()
-        process.wait(15)
+        ui.stop(15)
 
 
 @pytest.fixture
