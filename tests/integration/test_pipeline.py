@@ -47,13 +47,13 @@ def test_new_small_lands_in_postgres_with_the_scores_of_offline_scoring(
             str(tmp_path / "out.csv"),
         ],
         env=_env(stack_settings),
-        check=True,
         capture_output=True,
+        text=True,
     )
 
+    assert offline.returncode == 0, offline.stderr
     stored = fetch_scores(stack_settings, report.transaction_ids).loc[report.transaction_ids]
     scored = pd.read_csv(tmp_path / "out.csv")
-    assert offline.returncode == 0
     assert np.array_equal(stored["score"].to_numpy(), scored["score"].to_numpy())
     assert np.array_equal(stored["fraud_flag"].to_numpy(), scored["fraud_flag"].to_numpy())
     explained = stored["score"] >= FraudModel.load(stack_settings.model_path).threshold  # explained from it

@@ -107,7 +107,6 @@ def _daily(days: int) -> pd.DataFrame:
 
 
 def test_state_keeps_only_the_window() -> None:
-    engine = FeatureEngine()
     ids = set(schema.customer_ids(_daily(1)))
     sizes = {}
     for days in (1, 7, 8, 30, 60):
