@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -27,7 +28,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=1)
 
 
@@ -125,14 +126,18 @@ def send(
         float | None, typer.Option(help="messages per second (default: as fast as possible)")
     ] = None,
 ) -> None:
-    """Send each row of FILE to the transactions topic with a fresh transaction_id."""
-    from fraudstream.contracts.schema import InputFormatError, read_csv
+    """Send each row of FILE to the transactions topic with a fresh transaction_id.
+
+    FILE is checked as a whole first, as the UI's upload is: a file with a bad row is refused, naming
+    the rows, and nothing is sent from it."""
+    from fraudstream.contracts.schema import InputFormatError
+    from fraudstream.contracts.upload import read_transactions
     from fraudstream.pipeline.producer import TransactionProducer
 
     try:
-        frame = read_csv(file)
+        frame = read_transactions(file)
     except InputFormatError as error:
-        raise _fail(f"{error}; nothing was sent") from error
+        raise _fail(f"{file}: {error}; nothing was sent") from error
     with _progress() as progress:
         task = progress.add_task("sending", total=len(frame))
         report = TransactionProducer(Settings()).send(

@@ -21,6 +21,7 @@ from fraudstream.ml.model import FraudModel
 from fraudstream.ml.offline import score_frame
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline.producer import TransactionProducer
+from tests.bad_files import BAD_FILES
 from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
 
 pytestmark = pytest.mark.integration
@@ -87,9 +88,11 @@ def test_a_replayed_score_in_the_seed_list_form_gives_one_row(stack_settings, se
     assert (row["score"], row["fraud_flag"]) == (0.95, 1)
 
 
-def test_a_malformed_csv_is_refused_naming_the_missing_columns(stack_settings, tmp_path):
-    bad = tmp_path / "bad.csv"
-    bad.write_text("transaction_time,amount,merch\n2019-01-01 00:00,1.0,shop\n")
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_send_refuses_a_bad_file_in_one_line_and_sends_nothing(stack_settings, tmp_path, name):
+    content, words = BAD_FILES[name]
+    bad = tmp_path / name
+    bad.write_bytes(content)
     before = _end_offsets(stack_settings, stack_settings.topic_transactions)
 
     result = subprocess.run(
@@ -100,8 +103,9 @@ def test_a_malformed_csv_is_refused_naming_the_missing_columns(stack_settings, t
     )
 
     assert result.returncode == 1
-    assert "missing columns" in result.stderr and "cat_id" in result.stderr and "post_code" in result.stderr
-    assert "nothing was sent" in result.stderr
+    assert result.stderr.startswith(f"error: {bad}: ") and result.stderr.count("\n") == 1, result.stderr
+    assert all(word in result.stderr for word in words) and "Traceback" not in result.stderr
+    assert result.stderr.rstrip().endswith("; nothing was sent")
     assert _end_offsets(stack_settings, stack_settings.topic_transactions) == before
 
 
