@@ -11,6 +11,7 @@ from pathlib import Path
 
 import asyncpg
 import pandas as pd
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import wait_until
@@ -79,3 +80,26 @@ def model_with_threshold(source: Path, folder: Path, threshold: float) -> Path:
     metadata = json.loads((source / METADATA_FILE).read_text())
     (folder / METADATA_FILE).write_text(json.dumps({**metadata, "threshold": threshold}))
     return folder
+
+
+def end_offsets(settings: Settings, topic: str) -> list[int]:
+    """The end offset of each partition of ``topic``, once they have leaders: the session's topics are
+    new, and right after creation a broker answers NOT_LEADER_FOR_PARTITION for a moment."""
+    reader = Consumer({**settings.kafka_client_config(), "group.id": "test-end-offsets"})
+    ends: list[int] = []
+
+    def read() -> bool:
+        try:
+            ends[:] = [
+                reader.get_watermark_offsets(TopicPartition(topic, partition), 10)[1]
+                for partition in range(settings.topic_partitions)
+            ]
+        except KafkaException:
+            return False
+        return True
+
+    try:
+        wait_for(read, 30, f"the end offsets of {topic}")
+    finally:
+        reader.close()
+    return ends

@@ -13,7 +13,7 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer
 
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import read_csv
@@ -22,7 +22,7 @@ from fraudstream.ml.offline import score_frame
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline.producer import TransactionProducer
 from tests.bad_files import BAD_FILES
-from tests.helpers import count_rows, fetch_scores, wait_for, with_fresh_customers
+from tests.helpers import count_rows, end_offsets, fetch_scores, wait_for, with_fresh_customers
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +93,7 @@ def test_send_refuses_a_bad_file_in_one_line_and_sends_nothing(stack_settings, t
     content, words = BAD_FILES[name]
     bad = tmp_path / name
     bad.write_bytes(content)
-    before = _end_offsets(stack_settings, stack_settings.topic_transactions)
+    before = end_offsets(stack_settings, stack_settings.topic_transactions)
 
     result = subprocess.run(
         [sys.executable, "-m", "fraudstream", "send", str(bad)],
@@ -106,7 +106,7 @@ def test_send_refuses_a_bad_file_in_one_line_and_sends_nothing(stack_settings, t
     assert result.stderr.startswith(f"error: {bad}: ") and result.stderr.count("\n") == 1, result.stderr
     assert all(word in result.stderr for word in words) and "Traceback" not in result.stderr
     assert result.stderr.rstrip().endswith("; nothing was sent")
-    assert _end_offsets(stack_settings, stack_settings.topic_transactions) == before
+    assert end_offsets(stack_settings, stack_settings.topic_transactions) == before
 
 
 def test_status_reports_healthy_with_the_row_count_and_the_services(stack_settings, services):
@@ -146,17 +146,6 @@ def test_status_exits_nonzero_when_postgres_is_unreachable(stack_settings):
 
 def _env(settings: Settings) -> dict[str, str]:
     return {**os.environ, **settings.environment()}
-
-
-def _end_offsets(settings: Settings, topic: str) -> list[int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-offsets"})
-    try:
-        return [
-            consumer.get_watermark_offsets(TopicPartition(topic, p), 10)[1]
-            for p in range(settings.topic_partitions)
-        ]
-    finally:
-        consumer.close()
 
 
 def _scoring_messages_for(settings: Settings, transaction_id: str) -> int:
