@@ -128,8 +128,8 @@ def send(
 ) -> None:
     """Send each row of FILE to the transactions topic with a fresh transaction_id.
 
-    FILE is checked as a whole first, as the UI's upload is: a file with a bad row is refused, naming
-    the rows, and nothing is sent from it."""
+    FILE is checked whole first, as an upload in the UI is: a bad file is refused, nothing is sent.
+    """
     from fraudstream.contracts.schema import InputFormatError
     from fraudstream.contracts.upload import read_transactions
     from fraudstream.pipeline.producer import TransactionProducer
