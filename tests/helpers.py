@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import time
+import json
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import asyncpg
 import pandas as pd
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from fraudstream.config import Settings
+from fraudstream.infra.process import wait_until
+from fraudstream.ml.model import METADATA_FILE, MODEL_FILE
 from fraudstream.ops.supervisor import ServiceProcess
 
 
@@ -33,15 +38,9 @@ def running_pipeline(settings: Settings, instance: str = "test") -> Iterator[dic
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, *services: ServiceProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    logs = "\n".join(f"--- {s.name} ---\n{s.log_tail()}" for s in services)
-    raise AssertionError(
-        f"timed out after {timeout:.0f} s waiting for {what}\n{logs}\n{_kafka_log(services)}"
-    )
+    """``wait_until``, whose failure shows the services' output and, with services, the broker's log."""
+    broker_log = [services[0].settings.data_dir / "kafka" / "kafka.log"] if services else []
+    wait_until(check, timeout, what, *(service.output for service in services), *broker_log)
 
 
 def with_fresh_customers(frame: pd.DataFrame, tag: str) -> pd.DataFrame:
@@ -74,11 +73,33 @@ def count_rows(settings: Settings, transaction_ids: list[str]) -> int:
     return len(fetch_scores(settings, transaction_ids))
 
 
-def _kafka_log(services: tuple[ServiceProcess, ...], lines: int = 15) -> str:
-    """The end of the broker's log, for a timeout that the services' logs do not explain."""
-    if not services:
-        return ""
-    log = services[0].settings.data_dir / "kafka" / "kafka.log"
-    if not log.exists():
-        return ""
-    return "--- kafka ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+def model_with_threshold(source: Path, folder: Path, threshold: float) -> Path:
+    """A copy of the model directory ``source`` in ``folder`` whose metadata names ``threshold``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source / MODEL_FILE, folder / MODEL_FILE)
+    metadata = json.loads((source / METADATA_FILE).read_text())
+    (folder / METADATA_FILE).write_text(json.dumps({**metadata, "threshold": threshold}))
+    return folder
+
+
+def end_offsets(settings: Settings, topic: str) -> list[int]:
+    """The end offset of each partition of ``topic``, once they have leaders: the session's topics are
+    new, and right after creation a broker answers NOT_LEADER_FOR_PARTITION for a moment."""
+    reader = Consumer({**settings.kafka_client_config(), "group.id": "test-end-offsets"})
+    ends: list[int] = []
+
+    def read() -> bool:
+        try:
+            ends[:] = [
+                reader.get_watermark_offsets(TopicPartition(topic, partition), 10)[1]
+                for partition in range(settings.topic_partitions)
+            ]
+        except KafkaException:
+            return False
+        return True
+
+    try:
+        wait_for(read, 30, f"the end offsets of {topic}")
+    finally:
+        reader.close()
+    return ends

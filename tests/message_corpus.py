@@ -64,7 +64,22 @@ def replace_value(field: str, raw: bytes) -> bytes:
 
 
 def corpus() -> list[bytes | None]:
-    """Malformed, odd and valid-but-unusual messages; each is decided as msgspec decides it."""
+    """Malformed, odd and valid-but-unusual messages (``labelled_corpus`` without the labels)."""
+    return [value for value, _ in labelled_corpus()]
+
+
+def contract_refusals() -> list[int]:
+    """Indices in ``corpus()`` of the messages the input contract refuses (labelled by hand)."""
+    return [index for index, (_, refused) in enumerate(labelled_corpus()) if refused]
+
+
+def labelled_corpus() -> list[tuple[bytes | None, bool]]:
+    """Each odd message with whether the contract refuses it, written by hand from the contract (the
+    README's "Dead letters": not JSON, missing fields, wrong types, non-UUID ids, impossible times,
+    absurd values, over 64 KiB), not computed by any decoder: the tests hold the code to these labels.
+
+    One letter per message of a group, in order: R refused, A accepted.
+    """
     missing = [
         orjson.dumps({**BASE, "data": {k: v for k, v in BASE["data"].items() if k != column}})
         for column in schema.INPUT_COLUMNS
@@ -171,4 +186,27 @@ def corpus() -> list[bytes | None]:
         replace_value("street", b'"a\\"b\\\\c\\/d"'),
         BASE_BYTES.replace(b'"data":{', b'"data":{"merch":"first",'),
     ]
-    return missing + not_json + framing + shape + types + values
+    labels = {
+        "missing": "R" * len(missing),
+        "not_json": "R" * len(not_json),
+        # leading/trailing whitespace and whitespace inside are JSON; trailing data and a BOM are not
+        "framing": "AAARRRRAAR",
+        # a UUID without hyphens is one (msgspec); extra fields are ignored; duplicate keys: the last wins
+        "shape": "RRRRRRRARAARAAAA",
+        # an integer amount is a number; a float or string post code is not an integer
+        "types": "RRRA" + "R" * 13,
+        # real dates only (a leap day is one); bounds inclusive; -0 is 0; 200 characters at most
+        "values": "RRRARRARRRRARAAAAAARRRRRRARRRARRRRRARARRRAAARRRRAA",
+    }
+    groups = {
+        "missing": missing,
+        "not_json": not_json,
+        "framing": framing,
+        "shape": shape,
+        "types": types,
+        "values": values,
+    }
+    labelled = []
+    for name, group in groups.items():
+        labelled += [(value, label == "R") for value, label in zip(group, labels[name], strict=True)]
+    return labelled

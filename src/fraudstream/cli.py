@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -19,6 +20,7 @@ app = typer.Typer(
     help="Real-time card-fraud detection on Kafka, CatBoost and PostgreSQL.", no_args_is_help=True
 )
 console = Console(stderr=True, soft_wrap=True)
+THRESHOLD_HELP = "fraud_flag = score > threshold (default: the model's own) [env FRAUDSTREAM_THRESHOLD]"
 
 
 def _settings(**overrides: object) -> Settings:
@@ -26,7 +28,7 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(code=1)
 
 
@@ -124,14 +126,18 @@ def send(
         float | None, typer.Option(help="messages per second (default: as fast as possible)")
     ] = None,
 ) -> None:
-    """Send each row of FILE to the transactions topic with a fresh transaction_id."""
-    from fraudstream.contracts.schema import InputFormatError, read_csv
+    """Send each row of FILE to the transactions topic with a fresh transaction_id.
+
+    FILE is checked whole first, as an upload in the UI is: a bad file is refused, nothing is sent.
+    """
+    from fraudstream.contracts.schema import InputFormatError
+    from fraudstream.contracts.upload import read_transactions
     from fraudstream.pipeline.producer import TransactionProducer
 
     try:
-        frame = read_csv(file)
+        frame = read_transactions(file)
     except InputFormatError as error:
-        raise _fail(f"{error}; nothing was sent") from error
+        raise _fail(f"{file}: {error}; nothing was sent") from error
     with _progress() as progress:
         task = progress.add_task("sending", total=len(frame))
         report = TransactionProducer(Settings()).send(
@@ -155,7 +161,7 @@ def detector(
     model: Annotated[
         Path | None, typer.Option(help="CatBoost .cbm or model dir [env FRAUDSTREAM_MODEL_PATH]")
     ] = None,
-    threshold: Annotated[float | None, typer.Option(help="fraud_flag = score > threshold")] = None,
+    threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
     instance: Annotated[
         str | None, typer.Option(help="unique per running detector (default: hostname)")
     ] = None,
@@ -208,13 +214,17 @@ def train(
         Path, typer.Argument(exists=True, dir_okay=False, help="labelled CSV(.gz) with `target`")
     ],
     out: Annotated[Path, typer.Option(help="model directory to write")] = Path("artifacts/model"),
+    compare_with: Annotated[
+        Path | None,
+        typer.Option(exists=True, help="another model (.cbm or dir) whose validation the report adds"),
+    ] = None,
 ) -> None:
     """Train the CatBoost model on time-ordered data, validating on the latest part of the period."""
     from fraudstream.logs import setup_logging
     from fraudstream.ml.training import train_model
 
     setup_logging("train")
-    report = train_model(data, out)
+    report = train_model(data, out, compare_with=compare_with)
     console.print_json(data=report)
 
 
@@ -223,7 +233,7 @@ def score(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV in the input format")],
     out: Annotated[Path, typer.Option(help="CSV to write: score,fraud_flag per input row")],
     model: Annotated[Path | None, typer.Option(help="CatBoost .cbm or model dir")] = None,
-    threshold: Annotated[float | None, typer.Option(help="fraud_flag = score > threshold")] = None,
+    threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
 ) -> None:
     """Score FILE offline with the serving code path (same features, same scores as the stream)."""
     from fraudstream.contracts.schema import InputFormatError

@@ -47,9 +47,17 @@ class Settings(BaseSettings):
 
     # Model and scoring
     model_path: Path = Field(DEFAULT_MODEL_PATH, description="CatBoost .cbm file or a model directory")
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="fraud_flag = score > threshold")
-    explain_min_score: float = Field(
-        0.5, ge=0.0, le=1.0, description="scores from here up carry their top-3 SHAP reasons (0 = all)"
+    threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="fraud_flag = score > threshold; unset: the model's own (0.5 for a bare .cbm)",
+    )
+    explain_min_score: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="scores from here up carry their top-3 SHAP reasons (0 = all); unset: the threshold",
     )
 
     # Detector micro-batches

@@ -7,11 +7,10 @@ that the README shows (docs/screenshot-results.png).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +20,9 @@ from playwright.sync_api import Page, expect, sync_playwright
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import read_csv
 from fraudstream.infra.process import free_port
+from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.ui.queries import load_results
+from tests.bad_files import BAD_FILES
 from tests.helpers import wait_for, with_fresh_customers
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
@@ -53,25 +54,23 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def ui_url(stack_settings: Settings, tmp_path: Path) -> Iterator[str]:
-    """`fraudstream ui` (which execs streamlit) on a free port."""
-    port = free_port()
-    env = {**os.environ, **stack_settings.environment(), "FRAUDSTREAM_UI_PORT": str(port)}
-    with (tmp_path / "ui.out").open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fraudstream", "ui"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    url = f"http://127.0.0.1:{port}"
+@contextmanager
+def _serving_ui(settings: Settings) -> Iterator[str]:
+    """`fraudstream ui` (which execs streamlit) on a free port; its URL."""
+    ui = ServiceProcess("ui", settings)
+    ui.start()
+    url = f"http://127.0.0.1:{ui.port}"
     try:
-        wait_for(lambda: _healthy(url), 30, "the UI")
+        wait_for(lambda: _healthy(url), 30, "the UI", ui)
         yield url
     finally:
-        process.terminate()
-        process.wait(15)
+        ui.stop(15)
+
+
+@pytest.fixture
+def ui_url(stack_settings: Settings) -> Iterator[str]:
+    with _serving_ui(stack_settings) as url:
+        yield url
 
 
 @pytest.fixture
@@ -127,3 +126,25 @@ def test_upload_send_and_show_results(stack_settings, services, new_small, ui_ur
     expect(page.get_by_text("Top reasons")).to_be_visible()
     page.wait_for_timeout(1000)  # let the charts finish drawing
     page.screenshot(path=_screenshot_path(tmp_path), full_page=True)
+
+
+def test_bad_files_are_listed_as_refused_with_their_reasons(browser_page, tmp_path):
+    """No Kafka needed: a refused file never gets that far. The empty file is listed too."""
+    for name, (content, _) in BAD_FILES.items():
+        (tmp_path / name).write_bytes(content)
+    nowhere = Settings(
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port()}", pg_port=free_port(), log_dir=tmp_path
+    )
+    page = browser_page
+
+    with _serving_ui(nowhere) as url:
+        page.goto(url)
+        page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+            [tmp_path / name for name in BAD_FILES]
+        )
+        expect(page.get_by_text("refused", exact=True)).to_have_count(len(BAD_FILES))
+        for name, (_, words) in BAD_FILES.items():
+            alert = page.get_by_test_id("stAlert").filter(has_text=f"{name}: ")
+            for word in words:
+                expect(alert.filter(has_text=word)).to_have_count(1)
+        expect(page.get_by_text("Traceback")).to_have_count(0)

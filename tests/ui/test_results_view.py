@@ -7,11 +7,13 @@ import json
 import uuid
 
 import asyncpg
+import pyarrow as pa
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from fraudstream.config import Settings
+from fraudstream.config import DEFAULT_MODEL_PATH, Settings
 from fraudstream.ui import queries
+from tests.helpers import model_with_threshold
 from tests.ui.conftest import Page
 
 FLAGGED_INPUT = {"transaction_time": "2019-09-14 02:46", "amount": 1234.5, "merch": "fraud_Kub"}
@@ -100,3 +102,27 @@ def test_throughput_counts_the_rows_scored_in_each_bucket(stack_env):
     assert len(buckets) in (expected, expected + 1)
     assert buckets["bucket"].diff().dropna().dt.total_seconds().eq(queries.THROUGHPUT_BUCKET_S).all()
     assert buckets["rows"].tail(2).sum() >= 2  # the bucket of now, or the one before if it just ended
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("override", "marked", "source"), [(None, 0.3, "model metadata"), ("0.7", 0.7, "setting")]
+)
+def test_the_histogram_marks_the_threshold_the_detector_uses(
+    page, stack_env, monkeypatch, tmp_path, override, marked, source
+):
+    insert_scores(stack_env)
+    model = model_with_threshold(DEFAULT_MODEL_PATH, tmp_path / "model", 0.3)
+    monkeypatch.setenv("FRAUDSTREAM_MODEL_PATH", str(model))
+    if override is not None:
+        monkeypatch.setenv("FRAUDSTREAM_THRESHOLD", override)
+
+    app = show_results(page)
+
+    assert not app.exception and not app.error and not app.warning
+    charts = [chart.proto for chart in app.get("vega_lite_chart")]
+    [histogram] = [chart for chart in charts if '"extent": [0, 1]' in chart.spec]
+    tables = [pa.ipc.open_stream(dataset.data.data).read_all() for dataset in histogram.datasets]
+    rules = [table.column("threshold").to_pylist() for table in tables if "threshold" in table.column_names]
+    assert rules == [[marked]]
+    assert any(f"Threshold {marked} (dashed line), from the {source}" in c.value for c in app.caption)

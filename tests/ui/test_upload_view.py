@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from streamlit.testing.v1 import AppTest
 
 from fraudstream.config import Settings
+from tests.bad_files import BAD_FILES
+from tests.helpers import end_offsets
 from tests.ui.conftest import Page
 
 BAD_CSV = ("bad.csv", b"transaction_time,amount,merch\n2019-01-01 00:00,1.0,shop\n", "text/csv")
@@ -31,14 +32,7 @@ def send_buttons(app: AppTest) -> list:
 
 
 def transactions_end(settings: Settings) -> int:
-    reader = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "ui-test"})
-    try:
-        return sum(
-            reader.get_watermark_offsets(TopicPartition(settings.topic_transactions, p), 10)[1]
-            for p in range(settings.topic_partitions)
-        )
-    finally:
-        reader.close()
+    return sum(end_offsets(settings, settings.topic_transactions))
 
 
 def test_a_file_in_the_wrong_format_is_refused_naming_the_missing_columns(page, nothing_env, new_small: Path):
@@ -50,6 +44,21 @@ def test_a_file_in_the_wrong_format_is_refused_naming_the_missing_columns(page, 
     assert error.value.startswith("bad.csv: missing columns: cat_id, name_1, name_2, gender")
     assert "nothing will be sent" in error.value
     assert [button.disabled for button in send_buttons(app)] == [True, False]
+
+
+def test_every_bad_file_is_listed_as_refused_with_its_reason_never_a_traceback(page, nothing_env, new_small):
+    files = [(name, content, "text/csv") for name, (content, _) in BAD_FILES.items()]
+    app = upload(page, *files, ("new_small.csv", new_small.read_bytes(), "text/csv"))
+
+    assert not app.exception
+    expected = [cell for name in BAD_FILES for cell in (name, "—", "refused")]
+    assert rows_of(app) == [*expected, "new_small.csv", "90", "uploaded"]
+    errors = [error.value for error in app.error]
+    assert len(errors) == len(BAD_FILES)
+    for (name, (_, words)), error in zip(BAD_FILES.items(), errors, strict=True):
+        assert error.startswith(f"{name}: ") and all(word in error for word in words), error
+        assert error.endswith("nothing will be sent") and "Traceback" not in error and "\n" not in error
+    assert [button.disabled for button in send_buttons(app)] == [True] * len(BAD_FILES) + [False]
 
 
 def test_sending_while_kafka_is_down_fails_with_a_message(page, nothing_env, new_small: Path):

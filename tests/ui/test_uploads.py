@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from fraudstream.ui import uploads
 from fraudstream.ui.uploads import Status, Upload, progress_text, read_upload, settle_interrupted
+from tests.bad_files import BAD_FILES
 
 
 def test_a_file_in_the_input_format_is_uploaded_with_its_rows(new_small: Path):
@@ -30,11 +32,18 @@ def test_a_file_with_values_of_the_wrong_type_is_refused(new_small: Path):
 
     upload = read_upload("typo.csv", frame.to_csv(index=False).encode())
 
-    assert upload.status is Status.REFUSED and "'post_code'" in upload.message
+    assert upload.status is Status.REFUSED
+    assert upload.message == "bad values: post_code not a number on row 3; nothing will be sent"
 
 
-def test_an_empty_file_is_refused():
-    assert "not a readable CSV" in read_upload("empty.csv", b"").message
+@pytest.mark.parametrize("name", BAD_FILES)
+def test_each_bad_file_is_refused_with_its_reason(name: str):
+    content, words = BAD_FILES[name]
+
+    upload = read_upload(name, content)
+
+    assert (upload.status, upload.frame, upload.rows) == (Status.REFUSED, None, None)
+    assert all(word in upload.message for word in words) and upload.message.endswith("nothing will be sent")
 
 
 def test_a_file_over_the_size_limit_is_refused_before_it_is_parsed(monkeypatch):

@@ -16,5 +16,5 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = tmp_path_factory.mktemp("data") / "train.csv"
     synthetic(customers=30, days=40).to_csv(data, index=False)
     out = tmp_path_factory.mktemp("model")
-    train_model(data, out, iterations=40, progress=False, seed_model=None)
+    train_model(data, out, iterations=40, progress=False)
     return out

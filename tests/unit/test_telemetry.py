@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fraudstream import telemetry
 from fraudstream.telemetry import ProgressWindow
 
 
@@ -15,5 +16,18 @@ def test_a_progress_window_sums_its_batches_and_resets_when_drained() -> None:
     assert window.drain() == {"batches": 0, "consumed": 0, "written": 0, "dead": 0}
 
 
-def test_a_window_is_due_once_its_interval_has_passed() -> None:
-    assert ProgressWindow(interval_s=0).due()
+def test_a_window_is_due_once_its_interval_has_passed_and_again_after_a_drain(monkeypatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(telemetry.time, "monotonic", lambda: clock[0])
+    window = ProgressWindow(interval_s=10, started=clock[0])
+
+    due = []
+    for now in (1009.9, 1010.0, 1015.0):
+        clock[0] = now
+        due.append(window.due())
+    window.drain()
+    for now in (1024.9, 1025.0):
+        clock[0] = now
+        due.append(window.due())
+
+    assert due == [False, True, True, False, True]

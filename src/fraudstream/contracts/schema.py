@@ -56,6 +56,24 @@ DTYPES = {
     **dict.fromkeys(INTEGER_COLUMNS, "int64"),
 }
 CUSTOMER_COLUMNS = ("name_1", "name_2", "street", "post_code")
+# The dataset's values of ``cat_id``. A category's index here is its code in the features and in the
+# detector's saved state, which trained models and changelogs depend on: never reorder, only append.
+CATEGORIES = (
+    "entertainment",
+    "food_dining",
+    "gas_transport",
+    "grocery_net",
+    "grocery_pos",
+    "health_fitness",
+    "home",
+    "kids_pets",
+    "misc_net",
+    "misc_pos",
+    "personal_care",
+    "shopping_net",
+    "shopping_pos",
+    "travel",
+)
 TARGET_COLUMN = "target"
 TIME_FORMAT = "%Y-%m-%d %H:%M"
 

@@ -114,15 +114,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def wait_until(check: Callable[[], bool], timeout: float, what: str, log_file: Path | None = None) -> None:
-    """Poll ``check`` until it is true; on timeout raise InfraError with the end of ``log_file``."""
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, *log_files: Path, lines: int = 30
+) -> None:
+    """Poll ``check`` until it is true; on timeout raise InfraError with the end of each of ``log_files``
+    (those that exist): the servers' or services' own account of why it did not happen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.2)
-    tail = ""
-    if log_file is not None and log_file.exists():
-        tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-20:])
-        tail = f"\nlast lines of {log_file}:\n{tail}"
-    raise InfraError(f"{what} not ready after {timeout:.0f} s{tail}")
+    tails = "".join(_tail(log_file, lines) for log_file in log_files if log_file.exists())
+    raise InfraError(f"{what} not ready after {timeout:.0f} s{tails}")
+
+
+def _tail(log_file: Path, lines: int) -> str:
+    last = log_file.read_text(errors="replace").splitlines()[-lines:]
+    return f"\nlast lines of {log_file}:\n" + "\n".join(last)

@@ -24,25 +24,10 @@ SEED_DROPPED = ("transaction_time", "name_1", "name_2", "street")
 SEED_RAW = tuple(column for column in schema.INPUT_COLUMNS if column not in SEED_DROPPED)
 CALENDAR = ("is_weekend", "year", "month", "day", "hour", "minute")
 SEED_FEATURES = SEED_RAW + CALENDAR
-# Index of a category inside the state: never reorder, only append (unknown categories share the last slot).
-CATEGORIES = (
-    "entertainment",
-    "food_dining",
-    "gas_transport",
-    "grocery_net",
-    "grocery_pos",
-    "health_fitness",
-    "home",
-    "kids_pets",
-    "misc_net",
-    "misc_pos",
-    "personal_care",
-    "shopping_net",
-    "shopping_pos",
-    "travel",
-)
-N_CATEGORIES = len(CATEGORIES) + 1
-_CATEGORY_INDEX = pd.Index(CATEGORIES)
+# A category's index in schema.CATEGORIES is its code (the feature cat_code and its slot in the state);
+# unknown categories share the last slot.
+N_CATEGORIES = len(schema.CATEGORIES) + 1
+_CATEGORY_INDEX = pd.Index(schema.CATEGORIES)
 WINDOWS = {"1h": 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
 NIGHT_HOURS = (22, 23, 0, 1, 2, 3)
 
@@ -111,16 +96,18 @@ class FeatureEngine:
         Returns one row per input row (same index) and adds the rows to the customers' state.
         ``customers`` are the rows' ``schema.customer_ids`` if the caller has them already.
         """
-        columns = self.columns(frame, customers)
+        columns = self.features_and_update(frame, customers)
         raw = {name: columns[name].to_numpy() for name in SEED_RAW}
         return pd.DataFrame({**columns, **raw}, index=frame.index, columns=list(FEATURES))
 
-    def columns(
+    def features_and_update(
         self, frame: pd.DataFrame, customers: np.ndarray | None = None, times: np.ndarray | None = None
     ) -> dict[str, ArrayLike]:
         """``transform`` as a mapping of feature name to column, without building a frame: the input's
-        columns are passed through as they are. For the detector, where a frame costs more than the
-        features of a small batch; it has the rows' ``schema.transaction_times`` already too."""
+        columns are passed through as they are. Like ``transform``, it adds the rows to their customers'
+        history, so the same rows passed twice are two transactions each. For the detector, where a
+        frame costs more than the features of a small batch; it has the rows'
+        ``schema.transaction_times`` already too."""
         times = schema.transaction_times(frame) if times is None else times
         codes, ids = pd.factorize(schema.customer_ids(frame) if customers is None else customers)
         slots = np.array([self._slot_of(customer) for customer in ids], dtype=np.int64)[codes]
@@ -132,7 +119,7 @@ class FeatureEngine:
         new[:, EV_CAT] = _category_index(frame["cat_id"])
         hours = calendar["hour"]
         new[:, EV_NIGHT] = np.isin(hours, NIGHT_HOURS)
-        behaviour = self._advance(slots, new)
+        behaviour = self._features_then_store(slots, new)
         behaviour["is_night"] = new[:, EV_NIGHT]
         behaviour["hour_num"] = hours.astype(np.int64)
         behaviour["cat_code"] = new[:, EV_CAT]
@@ -153,7 +140,7 @@ class FeatureEngine:
             self._slots[customer] = slot
         return slot
 
-    def _advance(self, slots: np.ndarray, new: np.ndarray) -> dict[str, np.ndarray]:
+    def _features_then_store(self, slots: np.ndarray, new: np.ndarray) -> dict[str, np.ndarray]:
         """Features of the new events against each customer's stored past; then stores the new events.
 
         Only the batch's customers' events are read and replaced: the cost follows the batch, not the

@@ -19,11 +19,50 @@ from fraudstream.ml.explanations import LeafContributions
 
 logger = logging.getLogger(__name__)
 
-# A frame of ``FeatureEngine.transform``, or the same columns by name (``FeatureEngine.columns``).
+# A frame of ``FeatureEngine.transform``, or the same columns by name (``FeatureEngine.features_and_update``).
 Features = pd.DataFrame | Mapping[str, ArrayLike]
 
 MODEL_FILE = "model.cbm"
 METADATA_FILE = "metadata.json"
+# The operating point of a model whose metadata does not name one (a bare ``.cbm`` such as the seed's).
+DEFAULT_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The decision threshold in use (``fraud_flag = score > value``) and where it came from."""
+
+    value: float
+    source: str
+
+
+def resolve_threshold(setting: float | None, metadata: Mapping[str, Any]) -> Threshold:
+    """The one rule for the threshold: the setting when given, else the model's own, else 0.5.
+
+    ``setting`` is ``Settings.threshold`` (``FRAUDSTREAM_THRESHOLD`` or a ``--threshold`` option);
+    ``metadata`` the model's (``read_metadata``). Every scorer (detector, ``score``, bench) and the UI
+    go through here, so they agree on which scores are flagged.
+    """
+    if setting is not None:
+        return Threshold(float(setting), "setting (FRAUDSTREAM_THRESHOLD or --threshold)")
+    stored = metadata.get("threshold")
+    if stored is None:
+        return Threshold(DEFAULT_THRESHOLD, "default (the model's metadata names none)")
+    if not 0.0 <= float(stored) <= 1.0:
+        raise ValueError(f"the model's metadata has a threshold outside [0, 1]: {stored}")
+    return Threshold(float(stored), "model metadata")
+
+
+def read_metadata(path: Path | str) -> dict[str, Any]:
+    """The metadata of a model directory; ``{}`` for a bare ``.cbm`` file."""
+    path = Path(path)
+    return json.loads((path / METADATA_FILE).read_text()) if path.is_dir() else {}
+
+
+def file_hash(path: Path) -> str:
+    """Short content hash of a model file, part of its version (12 hex digits, as bare ``.cbm`` files
+    have always been named; the shipped model keeps the version its metadata states)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 @dataclass
@@ -39,13 +78,13 @@ class FraudModel:
     def load(cls, path: Path | str) -> FraudModel:
         path = Path(path)
         model_file = path / MODEL_FILE if path.is_dir() else path
-        metadata = json.loads((path / METADATA_FILE).read_text()) if path.is_dir() else {}
+        metadata = read_metadata(path)
         booster = CatBoostClassifier()
         booster.load_model(str(model_file))
         declared = metadata.get("features")
         if declared is not None and declared != list(booster.feature_names_):
             raise ValueError(f"{path}: metadata features differ from the model's features")
-        version = metadata.get("version") or f"{model_file.stem}-{_file_hash(model_file)}"
+        version = metadata.get("version") or f"{model_file.stem}-{file_hash(model_file)}"
         logger.info("loaded model %s (%d features) from %s", version, len(booster.feature_names_), path)
         return cls(booster, version, metadata, LeafContributions.of(booster))
 
@@ -60,8 +99,8 @@ class FraudModel:
 
     @property
     def threshold(self) -> float:
-        """The operating point stored with the model (0.5 for a bare ``.cbm``)."""
-        return float(self.metadata.get("threshold", 0.5))
+        """The model's own operating point, from its metadata (0.5 for a bare ``.cbm``)."""
+        return resolve_threshold(None, self.metadata).value
 
     def predict(self, features: Features) -> np.ndarray:
         """Fraud probability of each row, float64, in one CatBoost call."""
@@ -105,7 +144,3 @@ class FraudModel:
 
 def _rows(features: Features) -> int:
     return len(next(iter(features.values()))) if isinstance(features, Mapping) else len(features)
-
-
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]

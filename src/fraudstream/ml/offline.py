@@ -13,7 +13,7 @@ from fraudstream.config import DEFAULT_MODEL_PATH
 from fraudstream.contracts import schema
 from fraudstream.ml.evaluation import classification_metrics
 from fraudstream.ml.features import FeatureEngine
-from fraudstream.ml.model import FraudModel
+from fraudstream.ml.model import FraudModel, resolve_threshold
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +42,22 @@ def score_file(
     path: Path | str,
     out_path: Path | str,
     model_path: Path | str = DEFAULT_MODEL_PATH,
-    threshold: float = 0.5,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     """Score a CSV in the input format into ``out_path`` (``[transaction_id,]score,fraud_flag``).
 
-    Returns quality metrics when the input has a ``target`` column, else the counts of rows and flags.
+    ``threshold`` overrides the model's own (``resolve_threshold``). Returns quality metrics when the
+    input has a ``target`` column, else the counts of rows and flags; both name the threshold used.
     """
     raw = pd.read_csv(path)
     frame = schema.coerce(raw)
     model = FraudModel.load(model_path)
-    logger.info("scoring %d rows of %s with model %s", len(frame), path, model.version)
+    resolved = resolve_threshold(threshold, model.metadata)
+    threshold = resolved.value
+    logger.info(
+        "scoring %d rows of %s with model %s, threshold %s (%s)",
+        len(frame), path, model.version, threshold, resolved.source,
+    )  # fmt: skip
     result = score_frame(frame, model, threshold)
     if ID_COLUMN in raw.columns:
         result.insert(0, ID_COLUMN, raw[ID_COLUMN])

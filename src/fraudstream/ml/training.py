@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -17,11 +16,10 @@ import pandas as pd
 from catboost import CatBoostClassifier
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from fraudstream.config import PACKAGE_DIR
 from fraudstream.contracts import schema
 from fraudstream.ml.evaluation import best_f1, classification_metrics
 from fraudstream.ml.features import BEHAVIOUR_FEATURES, STATE_VERSION, FeatureEngine
-from fraudstream.ml.model import METADATA_FILE, MODEL_FILE, FraudModel
+from fraudstream.ml.model import METADATA_FILE, MODEL_FILE, FraudModel, file_hash
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt
@@ -29,11 +27,12 @@ from matplotlib import pyplot as plt
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-SEED_MODEL = PACKAGE_DIR.parents[2] / "shared" / "seed" / "my_model.cbm"
 # Category and gender enter as integer codes, not as CatBoost categorical features: as good on this data,
 # and training and prediction are several times faster without categorical features.
 MODEL_FEATURES = ("amount", *BEHAVIOUR_FEATURES)
+# Written to the metadata; serving uses it unless a setting overrides it (model.resolve_threshold).
 THRESHOLD = 0.5
+NEW_MODEL = "new model"
 # Fraud is 0.6 % of rows. Unweighted, F1 peaks near 0.25 (recall is short at 0.5); a weight of 3 on fraud
 # moves the peak close to 0.5, where "Balanced" (~160) would flood 0.5 with false positives.
 PARAMS = {
@@ -53,15 +52,18 @@ def train_model(
     validation_fraction: float = 0.2,
     progress: bool = True,
     iterations: int = 1000,
-    seed_model: Path | None = SEED_MODEL,
+    compare_with: Path | None = None,
 ) -> dict[str, Any]:
     """Train on ``data_path`` (Kaggle format with ``target``), write the model and reports to ``out_dir``.
 
-    The validation part is the last ``validation_fraction`` of the period; returns the report.
+    The validation part is the last ``validation_fraction`` of the period; returns the report. With
+    ``compare_with`` (another model, e.g. the seed's ``my_model.cbm``), the report also gives that
+    model's validation on the same rows, at its own threshold.
     """
     if not 0 < validation_fraction < 1:
         raise ValueError("validation_fraction must be between 0 and 1")
     stages = _Stages(progress)
+    compared = FraudModel.load(compare_with) if compare_with is not None else None
     frame = stages.run("read data", lambda: _read_sorted(Path(data_path)))
     features = stages.run("compute features", lambda: FeatureEngine().transform(frame))
     minutes = _minutes(frame)
@@ -75,12 +77,12 @@ def train_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(out_dir / MODEL_FILE))
-    version = f"{datetime.now(UTC):%Y%m%d}-{_file_hash(out_dir / MODEL_FILE)}"
+    version = f"{datetime.now(UTC):%Y%m%d}-{file_hash(out_dir / MODEL_FILE)}"
     model = FraudModel(booster=booster, version=version)
     scores = stages.run(
-        f"score {valid.sum()} validation rows", lambda: _validation_scores(model, features[valid], seed_model)
+        f"score {valid.sum()} validation rows", lambda: _validation_scores(model, features[valid], compared)
     )
-    report = _report(version, scores, labels[valid])
+    report = _report(version, scores, labels[valid], compared)
     report["data"] = _data_summary(Path(data_path), frame, minutes, split_minute, train, valid)
     report["feature_importance"] = _importance(booster)
     stages.run("write artifacts", lambda: _write_artifacts(out_dir, model, report, scores, labels[valid]))
@@ -136,23 +138,28 @@ def _fit(features: pd.DataFrame, labels: np.ndarray, iterations: int, stages: _S
 
 
 def _validation_scores(
-    model: FraudModel, features: pd.DataFrame, seed_model: Path | None
+    model: FraudModel, features: pd.DataFrame, compared: FraudModel | None
 ) -> dict[str, np.ndarray]:
-    """Scores of the new model and, when its file exists, of the seed model (on its own columns)."""
-    scores = {"new model": model.predict(features)}
-    if seed_model is not None and Path(seed_model).exists():
-        scores["seed model"] = FraudModel.load(seed_model).predict(features)
+    """Scores of the new model and of the compared one (each on its own columns), by model name."""
+    scores = {NEW_MODEL: model.predict(features)}
+    if compared is not None:
+        scores[compared.version] = compared.predict(features)
     return scores
 
 
-def _report(version: str, scores: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, Any]:
+def _report(
+    version: str, scores: dict[str, np.ndarray], labels: np.ndarray, compared: FraudModel | None
+) -> dict[str, Any]:
     report: dict[str, Any] = {
         "model": version,
-        "validation": classification_metrics(labels, scores["new model"], THRESHOLD),
-        "best_f1": best_f1(labels, scores["new model"]),
+        "validation": classification_metrics(labels, scores[NEW_MODEL], THRESHOLD),
+        "best_f1": best_f1(labels, scores[NEW_MODEL]),
     }
-    if "seed model" in scores:
-        report["seed_validation"] = classification_metrics(labels, scores["seed model"], THRESHOLD)
+    if compared is not None:
+        report["compared_model"] = compared.version
+        report["compared_validation"] = classification_metrics(
+            labels, scores[compared.version], compared.threshold
+        )
     return report
 
 
@@ -226,9 +233,9 @@ def _write_artifacts(
 
 def _markdown(report: dict[str, Any]) -> str:
     data = report["data"]
-    columns = [("new model", report["validation"])]
-    if "seed_validation" in report:
-        columns.append(("seed model", report["seed_validation"]))
+    columns = [(NEW_MODEL, report["validation"])]
+    if "compared_model" in report:
+        columns.append((report["compared_model"], report["compared_validation"]))
     lines = [
         f"# Fraud model {report['model']}",
         "",
@@ -237,10 +244,10 @@ def _markdown(report: dict[str, Any]) -> str:
         f"Train: {data['train']['rows']} rows up to {data['train']['time_max']}; "
         f"validation: {data['validation']['rows']} rows from {data['split_time']} (split by time).",
         "",
-        "| metric (validation, threshold 0.5) | " + " | ".join(name for name, _ in columns) + " |",
+        "| metric (validation, each at its threshold) | " + " | ".join(name for name, _ in columns) + " |",
         "|---|" + "---|" * len(columns),
     ]
-    for key in ("roc_auc", "pr_auc", "precision", "recall", "f1"):
+    for key in ("threshold", "roc_auc", "pr_auc", "precision", "recall", "f1"):
         lines.append(f"| {key} | " + " | ".join(f"{metrics[key]:.4f}" for _, metrics in columns) + " |")
     for key in ("tp", "fp", "fn", "tn"):
         lines.append(
@@ -267,7 +274,3 @@ def _plot_pr_curve(path: Path, scores: dict[str, np.ndarray], labels: np.ndarray
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-
-
-def _file_hash(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]

@@ -39,7 +39,7 @@ from fraudstream.infra.process import wait_until
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics, topic_specs
 from fraudstream.ml.features import FeatureEngine
-from fraudstream.ml.model import FraudModel
+from fraudstream.ml.model import FraudModel, resolve_threshold
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline.producer import TransactionProducer
@@ -159,6 +159,7 @@ class _Bench:
         rows = self.plan.baseline_rows
         self.say(f"baseline: the seed's per-message detector on {rows:,} messages")
         model = FraudModel.load(self.settings.model_path)
+        threshold = resolve_threshold(self.settings.threshold, model.metadata).value
         engine = FeatureEngine()
         consumer = Consumer(
             {
@@ -179,7 +180,7 @@ class _Bench:
                 data = orjson.loads(message.value())
                 features = engine.transform(coerce(pd.DataFrame([data["data"]])))
                 score = model.predict(features)[0]
-                flag = int(model.predict(features)[0] > self.settings.threshold)
+                flag = int(model.predict(features)[0] > threshold)
                 value = orjson.dumps(
                     [{"score": float(score), "fraud_flag": flag, "transaction_id": data["transaction_id"]}]
                 )

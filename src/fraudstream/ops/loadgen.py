@@ -9,12 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from fraudstream.contracts.schema import INPUT_COLUMNS, coerce
+from fraudstream.contracts.schema import CATEGORIES, INPUT_COLUMNS, coerce
 
-CATEGORIES = (
-    "shopping_pos", "grocery_pos", "home", "kids_pets", "gas_transport", "shopping_net", "food_dining",
-    "entertainment", "personal_care", "misc_pos", "health_fitness", "misc_net", "grocery_net", "travel",
-)  # fmt: skip
 FIRST_NAMES = (
     "Michael",
     "Curtis",

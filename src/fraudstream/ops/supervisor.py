@@ -8,7 +8,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -19,49 +18,52 @@ from fraudstream.infra.process import free_port, wait_until
 from fraudstream.infra.stack import LocalStack
 
 SERVICES = ("detector", "sink", "ui")
+# The setting that holds each service's port (/metrics and /healthz; the UI's page), passed to it
+# through the environment like every other setting.
+PORT_SETTINGS = {"detector": "detector_metrics_port", "sink": "sink_metrics_port", "ui": "ui_port"}
 RESTART_DELAY_S = 2.0
 
 
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen = field(repr=False)
-
-
-def start_service(name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fraudstream", name], start_new_session=True)
-
-
 class ServiceProcess:
-    """`fraudstream <name>` as a child process with its own metrics/health port and output file."""
+    """`fraudstream <name>` as a child process with its port and an output file (in ``log_dir``).
 
-    def __init__(self, name: str, settings: Settings, *args: str, env: dict[str, str] | None = None) -> None:
+    ``port`` is the service's port (its setting in ``PORT_SETTINGS``): `fraudstream run` gives the
+    configured one, tests and the bench a free one (the default). The child runs in a session of its
+    own, so a Ctrl-C in the terminal reaches only the supervisor, which stops the children in order.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        *args: str,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.name = name
-        self.settings = settings
+        self.port = free_port() if port is None else port
+        self.settings = settings.model_copy(update={PORT_SETTINGS[name]: self.port})
         self.args = args
         self.env = env or {}
-        self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.output = Path(settings.log_dir) / f"{name}-{self.port}.out"
 
     def start(self) -> None:
+        """Start the service (again, after it exited: same port, output appended)."""
         self.output.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            sys.executable,
-            "-m",
-            "fraudstream",
-            self.name,
-            "--metrics-port",
-            str(self.port),
-            *self.args,
-        ]
         with self.output.open("ab") as out:
             self.process = subprocess.Popen(
-                command,
+                [sys.executable, "-m", "fraudstream", self.name, *self.args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
                 env={**os.environ, **self.settings.environment(), **self.env},
             )
+
+    def exit_code(self) -> int | None:
+        """None while running (or never started), else how it ended."""
+        return None if self.process is None else self.process.poll()
 
     def health(self) -> dict | None:
         try:
@@ -78,22 +80,29 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """kill -9: no chance to clean up."""
-        if self.process is not None and self.process.poll() is None:
+        if self._running():
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.process is not None and self.process.poll() is None:
+    def terminate(self) -> None:
+        """Ask the service to stop (SIGTERM), without waiting."""
+        if self._running():
             self.process.terminate()
+
+    def wait_or_kill(self, timeout: float = 30.0) -> None:
+        """Wait for the service to end; kill it if it is still running after ``timeout`` seconds."""
+        if self._running():
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.output.exists():
-            return ""
-        return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
+    def stop(self, timeout: float = 30.0) -> None:
+        self.terminate()
+        self.wait_or_kill(timeout)
+
+    def _running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
 
 def run_system(settings: Settings, console: Console, keep_infra: bool = False) -> None:
@@ -101,7 +110,11 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False) -
     started = time.perf_counter()
     with console.status("starting") as status:
         stack.up(step=lambda message: status.update(message))
-    children = [Child(name, start_service(name)) for name in SERVICES]
+    services = [
+        ServiceProcess(name, settings, port=getattr(settings, PORT_SETTINGS[name])) for name in SERVICES
+    ]
+    for service in services:
+        service.start()
     console.print(
         f"[green]ready in {time.perf_counter() - started:.1f} s[/]\n"
         f"  UI:         http://localhost:{settings.ui_port}\n"
@@ -109,7 +122,7 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False) -
         f"  PostgreSQL: {stack.postgres.dsn}\n"
         f"  metrics:    http://localhost:{settings.detector_metrics_port}/metrics (detector), "
         f"http://localhost:{settings.sink_metrics_port}/metrics (sink)\n"
-        f"  logs:       {settings.log_dir}/<service>.log\n"
+        f"  logs:       {settings.log_dir}/<service>.log (output: {settings.log_dir}/<service>-<port>.out)\n"
         "Send transactions with `fraudstream send FILE.csv`. Ctrl-C stops everything."
     )
     stopping = False
@@ -123,32 +136,25 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False) -
     try:
         while not stopping:
             time.sleep(0.5)
-            _restart_exited(children, console)
+            _restart_exited(services, console)
     finally:
         console.print("stopping services")
-        for child in children:
-            child.process.send_signal(signal.SIGTERM)
-        for child in children:
-            _wait_or_kill(child.process)
+        for service in services:
+            service.terminate()
+        for service in services:
+            service.wait_or_kill(20.0)
         if not keep_infra:
             console.print("stopping Kafka and PostgreSQL")
             stack.down()
 
 
-def _restart_exited(children: list[Child], console: Console) -> None:
-    for child in children:
-        code = child.process.poll()
+def _restart_exited(services: list[ServiceProcess], console: Console) -> None:
+    for service in services:
+        code = service.exit_code()
         if code is not None:
             console.print(
-                f"[yellow]{child.name} exited with {code}; restarting in {RESTART_DELAY_S:.0f} s[/]"
+                f"[yellow]{service.name} exited with {code} (see {service.output}); "
+                f"restarting in {RESTART_DELAY_S:.0f} s[/]"
             )
             time.sleep(RESTART_DELAY_S)
-            child.process = start_service(child.name)
-
-
-def _wait_or_kill(process: subprocess.Popen, timeout: float = 20.0) -> None:
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+            service.start()

@@ -18,7 +18,7 @@ from confluent_kafka import KafkaException, Producer
 
 from fraudstream.config import Settings
 from fraudstream.contracts.messages import TransactionData, encoder
-from fraudstream.contracts.schema import INPUT_COLUMNS, coerce, customer_ids
+from fraudstream.contracts.schema import INPUT_COLUMNS, coerce, customer_ids, transaction_times
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class TransactionProducer:
         Returns once every message is acknowledged by the broker; raises if any was not.
         """
         typed = coerce(frame)
-        order = np.argsort(pd.to_datetime(typed["transaction_time"]).to_numpy(), kind="stable")
+        order = np.argsort(transaction_times(typed), kind="stable")
         ids = [str(uuid.uuid4()) for _ in range(len(typed))]
         keys = customer_ids(typed)
         # Structs from plain column lists: the same JSON as the rows' dicts, 7x faster to build.

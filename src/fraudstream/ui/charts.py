@@ -8,8 +8,8 @@ import pandas as pd
 SCORE_BINS = 20
 
 
-def score_histogram(scores: pd.Series, threshold: float) -> alt.LayerChart:
-    """Histogram of ``scores`` on [0, 1] with the decision threshold as a vertical rule."""
+def score_histogram(scores: pd.Series, threshold: float | None) -> alt.LayerChart:
+    """Histogram of ``scores`` on [0, 1] with the decision threshold, when known, as a vertical rule."""
     bars = (
         alt.Chart(scores.to_frame("score"))
         .mark_bar()
@@ -18,6 +18,8 @@ def score_histogram(scores: pd.Series, threshold: float) -> alt.LayerChart:
             y=alt.Y("count():Q", title="transactions"),
         )
     )
+    if threshold is None:
+        return alt.layer(bars)
     rule = (
         alt.Chart(pd.DataFrame({"threshold": [threshold]}))
         .mark_rule(color="red", strokeDash=[4, 4])

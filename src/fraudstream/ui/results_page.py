@@ -4,6 +4,7 @@ throughput and the details of a flagged transaction, optionally refreshed as the
 import streamlit as st
 
 from fraudstream.config import Settings
+from fraudstream.ml.model import Threshold, read_metadata, resolve_threshold
 from fraudstream.ui import charts, tables
 from fraudstream.ui.queries import (
     HISTOGRAM_ROWS,
@@ -60,13 +61,25 @@ def frauds_section(results: Results) -> None:
         reasons.altair_chart(charts.reasons_chart(ranked))
 
 
+def threshold_in_use() -> Threshold | None:
+    """The detector's threshold, by the same rule from the same settings; None if the model is unreadable."""
+    try:
+        return resolve_threshold(settings.threshold, read_metadata(settings.model_path))
+    except (OSError, ValueError) as error:
+        st.warning(f"No threshold marked: the model at {settings.model_path} is unreadable ({error}).")
+        return None
+
+
 def charts_row(results: Results) -> None:
     histogram, throughput = st.columns(2)
     histogram.subheader(f"Score histogram (last {HISTOGRAM_ROWS})")
     if results.scores.empty:
         histogram.info("No scores yet.")
     else:
-        histogram.altair_chart(charts.score_histogram(results.scores, settings.threshold))
+        threshold = threshold_in_use()
+        histogram.altair_chart(charts.score_histogram(results.scores, threshold and threshold.value))
+        if threshold is not None:
+            histogram.caption(f"Threshold {threshold.value:g} (dashed line), from the {threshold.source}.")
     throughput.subheader(f"Throughput (last {THROUGHPUT_WINDOW_S // 60} min)")
     throughput.altair_chart(charts.throughput_chart(results.throughput, THROUGHPUT_BUCKET_S))
 

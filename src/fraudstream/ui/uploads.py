@@ -1,12 +1,12 @@
 """Uploaded CSV files: reading and validating them, and sending their rows to Kafka.
 
-A file is checked completely (size, header, value types) when it is uploaded, so a file that is not
-in the input format is refused before anything could be sent.
+A file is checked completely when it is uploaded (its size here, then ``contracts.upload``, the check
+`fraudstream send` makes too), so a file that is not in the input format, or has a row the detector
+would refuse, is refused with the reason before anything could be sent.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -14,7 +14,8 @@ import pandas as pd
 from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
-from fraudstream.contracts.schema import InputFormatError, coerce, missing_columns
+from fraudstream.contracts.schema import InputFormatError
+from fraudstream.contracts.upload import read_transactions
 from fraudstream.pipeline.producer import Progress, SendReport, TransactionProducer
 from fraudstream.ui.kafka_view import KafkaUnavailable, require_topic
 
@@ -64,15 +65,9 @@ def read_upload(name: str, data: bytes) -> Upload:
     if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
         return _refused(name, f"{len(data) / 2**20:.0f} MB is over the {MAX_UPLOAD_MB} MB limit")
     try:
-        header = pd.read_csv(io.BytesIO(data), nrows=0).columns
-        missing = missing_columns(header)
-        if missing:
-            return _refused(name, f"missing columns: {', '.join(missing)}")
-        frame = coerce(pd.read_csv(io.BytesIO(data)))
+        frame = read_transactions(data)
     except InputFormatError as error:
         return _refused(name, str(error))
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        return _refused(name, f"not a readable CSV: {error}")
     return Upload(name=name, frame=frame, status=Status.UPLOADED)
 
 

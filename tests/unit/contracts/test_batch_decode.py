@@ -10,7 +10,7 @@ import pytest
 
 from fraudstream.contracts import schema
 from fraudstream.contracts.batch_decode import COLUMNAR_FROM, DecodedBatch, decode_batch
-from tests.message_corpus import BASE_BYTES, corpus, good_values, slow_path, with_data
+from tests.message_corpus import BASE_BYTES, contract_refusals, corpus, good_values, slow_path, with_data
 
 
 def assert_same_as_slow_path(values: list[bytes | None]) -> None:
@@ -45,9 +45,14 @@ def test_good_messages_give_the_slow_paths_frame_exactly():
     assert_same_as_slow_path(values)
 
 
-def test_the_corpus_is_large_and_mostly_refused():
-    refused = sum(1 for _, reason in slow_path(corpus())[3])
-    assert len(corpus()) >= 100 and refused >= 60
+@pytest.mark.parametrize("path", ["columnar", "msgspec"])
+def test_the_decoder_refuses_exactly_what_the_contract_rules_out(path):
+    values = corpus()
+    batch = decode_batch(values, 0 if path == "columnar" else len(values) + 1)
+
+    assert [index for index, _ in batch.dead] == contract_refusals()
+    assert all(reason for _, reason in batch.dead)
+    assert batch.positions.tolist() == [i for i in range(len(values)) if i not in contract_refusals()]
 
 
 @pytest.mark.parametrize("index", range(len(corpus())))

@@ -107,7 +107,6 @@ def _daily(days: int) -> pd.DataFrame:
 
 
 def test_state_keeps_only_the_window() -> None:
-    engine = FeatureEngine()
     ids = set(schema.customer_ids(_daily(1)))
     sizes = {}
     for days in (1, 7, 8, 30, 60):
@@ -142,3 +141,35 @@ def test_unknown_category_and_times_with_seconds() -> None:
     features = FeatureEngine().transform(frame)
     assert features["minutes_since_prev"].tolist() == [-1, 20]
     assert features["cat_is_new"].tolist() == [1, 0]
+
+
+def test_features_and_update_gives_transforms_features_and_adds_the_rows_to_the_history() -> None:
+    frame = synthetic(customers=3, days=5).drop(columns=schema.TARGET_COLUMN)
+    engine = FeatureEngine()
+
+    first = engine.features_and_update(frame)
+    again = engine.features_and_update(frame)
+
+    expected = FeatureEngine().transform(frame)
+    for name in FEATURES:
+        np.testing.assert_array_equal(np.asarray(first[name]), expected[name].to_numpy(), name)
+    customers = pd.Series(schema.customer_ids(frame))
+    rows_of_customer = customers.map(customers.value_counts()).to_numpy()
+    np.testing.assert_array_equal(again["n_total"], first["n_total"] + rows_of_customer)
+
+
+# The codes the shipped model was trained with (its feature cat_code): a reorder would change its inputs.
+SHIPPED_CATEGORY_CODES = {
+    "entertainment": 0, "food_dining": 1, "gas_transport": 2, "grocery_net": 3, "grocery_pos": 4,
+    "health_fitness": 5, "home": 6, "kids_pets": 7, "misc_net": 8, "misc_pos": 9, "personal_care": 10,
+    "shopping_net": 11, "shopping_pos": 12, "travel": 13, "crypto": 14,
+}  # fmt: skip
+
+
+def test_category_codes_are_the_ones_the_shipped_model_was_trained_with() -> None:
+    times = [f"2020-01-06 10:{minute:02d}" for minute in range(len(SHIPPED_CATEGORY_CODES))]
+    rows = [(0, time, category, 5.0) for time, category in zip(times, SHIPPED_CATEGORY_CODES, strict=True)]
+
+    codes = FeatureEngine().transform(transactions(rows))["cat_code"]
+
+    assert dict(zip(SHIPPED_CATEGORY_CODES, codes.tolist(), strict=True)) == SHIPPED_CATEGORY_CODES

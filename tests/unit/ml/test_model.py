@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -80,8 +81,18 @@ def test_explain_gives_top_reasons_that_add_up_to_the_logit(
 def test_default_model_reads_the_features_of_the_engine(features: pd.DataFrame) -> None:
     model = FraudModel.load(DEFAULT_MODEL_PATH)
     assert set(model.feature_names) <= set(FEATURES)
-    assert model.version.startswith("20")
+    assert model.version == "20261127-1d52f13b"  # the shipped model's, from its metadata; stable
     assert model.predict(features).shape == (len(features),)
+
+
+def test_a_bare_cbm_is_versioned_by_its_name_and_content(small_model: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "candidate.cbm"
+    bare.write_bytes((small_model / "model.cbm").read_bytes())
+    digest = hashlib.sha256(bare.read_bytes()).hexdigest()
+
+    assert FraudModel.load(bare).version == f"candidate-{digest[:12]}"
+    bare.write_bytes(bare.read_bytes() + b"\n")
+    assert FraudModel.load(bare).version != f"candidate-{digest[:12]}"
 
 
 @pytest.mark.parametrize("path", ["small", "default"])

@@ -9,7 +9,7 @@ import pytest
 
 from fraudstream.ml.model import FraudModel
 from fraudstream.ml.training import train_model
-from tests.unit.transactions import SEED_MODEL, synthetic
+from tests.unit.transactions import synthetic
 
 ARTIFACTS = {"model.cbm", "metadata.json", "report.json", "report.md", "pr_curve.png"}
 
@@ -34,7 +34,21 @@ def test_training_writes_artifacts_with_a_time_split(tmp_path: Path) -> None:
     # Bursts of large night purchases are easy to see: a broken pipeline would not find them.
     assert report["validation"]["pr_auc"] > 0.8
     assert "roc_auc" in (out / "report.md").read_text()
-    assert ("seed_validation" in report) == SEED_MODEL.exists()
+    assert "compared_model" not in report and "compared_validation" not in report
+
+
+def test_the_report_compares_with_the_model_given(tmp_path: Path, seed_model: Path) -> None:
+    data = tmp_path / "train.csv"
+    synthetic(customers=20, days=30).to_csv(data, index=False)
+
+    report = train_model(data, tmp_path / "model", progress=False, iterations=20, compare_with=seed_model)
+
+    seed = FraudModel.load(seed_model)
+    assert report["compared_model"] == seed.version
+    compared = report["compared_validation"]
+    assert compared["rows"] == report["validation"]["rows"] and compared["threshold"] == seed.threshold
+    assert compared != report["validation"]
+    assert f"| {seed.version} |" in (tmp_path / "model" / "report.md").read_text()
 
 
 def test_training_refuses_a_bad_validation_fraction(tmp_path: Path) -> None:

@@ -166,7 +166,7 @@ class Detector:
         if batch.frame.empty:
             return Scored([], [], {})
         customers = customer_ids(batch.frame)
-        features = self.engine.columns(batch.frame, customers, batch.times)
+        features = self.engine.features_and_update(batch.frame, customers, batch.times)
         scores = self.model.predict(features)
         flags = (scores > self.settings.threshold).astype(int)
         reasons = self._reasons(features, scores)
