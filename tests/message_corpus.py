@@ -195,8 +195,8 @@ def labelled_corpus() -> list[tuple[bytes | None, bool]]:
         "shape": "RRRRRRRARAARAAAA",
         # an integer amount is a number; a float or string post code is not an integer
         "types": "RRRA" + "R" * 13,
-        # real dates only (a leap day is one); bounds inclusive; -0 is 0; 200 characters at most
-        "values": "RRRARRARRRRARAAAAAARRRRRRARRRARRRRRARARRRAAARRRRAA",
+        # real dates only (a leap day is one); bounds inclusive; -0 is 0; 200 characters at most; no NUL
+        "values": "RRRARRARRRRARAAAAAARRRRRRARRRARRRRRARARRRARARRRRAA",
     }
     groups = {
         "missing": missing,

@@ -29,6 +29,7 @@ import pyarrow.json as pj
 
 from fraudstream.contracts.messages import (
     MAX_MESSAGE_BYTES,
+    NUL_ESCAPE,
     BadMessage,
     TransactionData,
     TransactionMessage,
@@ -131,7 +132,7 @@ def _slow_rows(slow: list[tuple[int, TransactionMessage]]) -> Rows | None:
 
 def _candidates(values: list[bytes | None]) -> np.ndarray:
     """Indices of the messages the columnar parse may decide: present, within the size limit, framed
-    as one object (``{`` first, ``}`` last) and valid UTF-8.
+    as one object (``{`` first, ``}`` last), valid UTF-8 and without ``NUL_ESCAPE``.
 
     The framing makes every candidate parse to at least one row or fail, so after joining them with
     newlines, a row count equal to the number of candidates means one row per message, in order.
@@ -147,6 +148,8 @@ def _candidates(values: list[bytes | None]) -> np.ndarray:
     sized = np.flatnonzero((lengths >= 2) & (lengths <= MAX_MESSAGE_BYTES))
     framed = (text[ends[sized] - lengths[sized]] == _OPEN) & (text[ends[sized] - 1] == _CLOSE)
     candidates = present[sized[framed]]
+    if NUL_ESCAPE in joined:
+        candidates = np.array([i for i in candidates if NUL_ESCAPE not in values[i]], dtype=np.int64)
     if joined.isascii():
         return candidates
     return np.array([index for index in candidates if _is_utf8(values[index])], dtype=np.int64)

@@ -20,6 +20,10 @@ from fraudstream.contracts.schema import INPUT_COLUMNS
 from fraudstream.errors import FraudstreamError, SchemaMismatch
 
 MAX_MESSAGE_BYTES = 64 * 1024
+# JSON's only way to write a NUL character. PostgreSQL stores no NUL in text or jsonb, and every input
+# is stored as received, so a message holding it could never be written: it is refused up front (an
+# escaped backslash followed by "u0000", which is not a NUL, is refused with it: no real input has it).
+NUL_ESCAPE = b"\\u0000"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$"
 
 Text = Annotated[str, Meta(min_length=1, max_length=200)]
@@ -107,7 +111,10 @@ def _decode(decoder: msgspec.json.Decoder, value: bytes | None) -> object:
 
 
 def decode_transaction(value: bytes | None) -> TransactionMessage:
-    return _decode(transaction_decoder, value)
+    message = _decode(transaction_decoder, value)
+    if NUL_ESCAPE in value:
+        raise BadMessage("contains \\u0000: PostgreSQL cannot store a NUL character")
+    return message
 
 
 def decode_score(value: bytes | None) -> ScoreMessage:
