@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 from streamlit.testing.v1 import AppTest
 
 from fraudstream.config import Settings
+from fraudstream.pipeline import kafka
 from tests.ui.conftest import Page
 
 BAD_CSV = ("bad.csv", b"transaction_time,amount,merch\n2019-01-01 00:00,1.0,shop\n", "text/csv")
@@ -31,14 +31,8 @@ def send_buttons(app: AppTest) -> list:
 
 
 def transactions_end(settings: Settings) -> int:
-    reader = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "ui-test"})
-    try:
-        return sum(
-            reader.get_watermark_offsets(TopicPartition(settings.topic_transactions, p), 10)[1]
-            for p in range(settings.topic_partitions)
-        )
-    finally:
-        reader.close()
+    with kafka.consumer(settings, "ui-test") as reader:
+        return sum(kafka.end_offsets(reader, settings.topic_transactions, 10).values())
 
 
 def test_a_file_in_the_wrong_format_is_refused_naming_the_missing_columns(page, nothing_env, new_small: Path):
