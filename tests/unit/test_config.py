@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -52,15 +54,20 @@ def test_status_shows_no_password(tmp_path):
         detector_metrics_port=free_port(),
         sink_metrics_port=free_port(),
     )
-    for arguments in (["status"], ["status", "--json"]):
-        result = subprocess.run(
-            [sys.executable, "-m", "fraudstream", *arguments],
-            env={**os.environ, **nothing.environment(), "COLUMNS": "200"},
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    table, report = (_status(nothing, tmp_path, *arguments) for arguments in ([], ["--json"]))
+
+    for result in (table, report):
         assert result.returncode == 1, result.stderr
         assert not any(secret in result.stdout + result.stderr for secret in SECRETS.values())
-        assert "postgres" in result.stdout  # the report was printed
+    assert json.loads(report.stdout)["postgres"]["database"] == f"fraud@localhost:{nothing.pg_port}/fraud"
+
+
+def _status(settings: Settings, cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fraudstream", "status", *arguments],
+        env={**os.environ, **settings.environment(), "COLUMNS": "200"},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -58,7 +58,7 @@ def kafka_status(settings: Settings, timeout: float) -> dict[str, Any]:
 
 
 async def postgres_status(settings: Settings, timeout: float) -> dict[str, Any]:
-    where = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
+    where = settings.pg_address
     try:
         connection = await asyncpg.connect(settings.pg_dsn, timeout=timeout)
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
