@@ -47,7 +47,7 @@ def test_a_groups_lag_is_its_distance_to_the_end_and_asking_does_not_join_it(sta
     assert lag["lag"] == 1 + 1
     assert lag["partitions"]["0"] == {"end": 3, "committed": 2, "lag": 1}
     assert lag["partitions"]["1"] == {"end": 1, "committed": -1, "lag": 1}
-    admin = kafka.admin(stack_settings)  # kept until the result is in: a destroyed client's futures hang
+    admin = kafka.admin(stack_settings)  # kept until its futures resolve: a destroyed client's fail or hang
     assert admin.describe_consumer_groups([group])[group].result(timeout=10).members == []
 
 

@@ -18,7 +18,7 @@ START_MS = 1_700_000_000_000
 def browse_topic(stack_settings: Settings) -> str:
     """A two-partition topic holding messages 0..5, alternating partitions, one millisecond apart."""
     topic = NewTopic(BROWSE_TOPIC, num_partitions=2, replication_factor=1)
-    admin = kafka.admin(stack_settings)  # kept until the result is in: a destroyed client fails its futures
+    admin = kafka.admin(stack_settings)  # kept until its futures resolve: a destroyed client's fail or hang
     admin.create_topics([topic])[BROWSE_TOPIC].result()
     producer = Producer(kafka.producer_config(stack_settings))
     for i in range(6):
