@@ -2,10 +2,11 @@
 VENV    ?= .venv
 PYTHON  ?= python3
 BIN     := $(VENV)/bin
-# Debian packages the system needs: Java for Kafka, Maven to fetch Kafka's jars, PostgreSQL, Chromium for UI tests.
-DEBIAN_PACKAGES := openjdk-17-jre-headless maven postgresql chromium
+# Debian packages: Java for Kafka, Maven to fetch Kafka's jars, PostgreSQL; the tests also drive Chromium.
+RUN_PACKAGES  := openjdk-17-jre-headless maven postgresql
+TEST_PACKAGES := $(RUN_PACKAGES) chromium
 
-.PHONY: install system-deps run up down status test test-fast test-faults lint format clean
+.PHONY: install system-deps test-deps run up down status test test-fast test-faults lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,14 +16,21 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# Installs the Debian packages that are missing (needs root or sudo); a no-op when all are there.
-system-deps:
-	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# Installs the Debian packages of $(1) that are missing (needs root or sudo); a no-op when all are there.
+define install_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages: $$missing"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
+endef
+
+system-deps:
+	$(call install_missing,$(RUN_PACKAGES))
+
+test-deps:
+	$(call install_missing,$(TEST_PACKAGES))
 
 run: system-deps install
 	$(BIN)/fraudstream run
@@ -39,12 +47,13 @@ status: install
 lint: install
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: system-deps install lint
+test: test-deps install lint
 	$(BIN)/pytest
 
 test-fast: install

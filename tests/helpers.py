@@ -11,12 +11,13 @@ from pathlib import Path
 
 import asyncpg
 import pandas as pd
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import wait_until
 from fraudstream.ml.model import METADATA_FILE, MODEL_FILE
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline import kafka
 
 
 @contextmanager
@@ -85,21 +86,15 @@ def model_with_threshold(source: Path, folder: Path, threshold: float) -> Path:
 def end_offsets(settings: Settings, topic: str) -> list[int]:
     """The end offset of each partition of ``topic``, once they have leaders: the session's topics are
     new, and right after creation a broker answers NOT_LEADER_FOR_PARTITION for a moment."""
-    reader = Consumer({**settings.kafka_client_config(), "group.id": "test-end-offsets"})
     ends: list[int] = []
 
     def read() -> bool:
         try:
-            ends[:] = [
-                reader.get_watermark_offsets(TopicPartition(topic, partition), 10)[1]
-                for partition in range(settings.topic_partitions)
-            ]
+            ends[:] = list(kafka.end_offsets(reader, topic, 10).values())
         except KafkaException:
             return False
         return True
 
-    try:
+    with kafka.consumer(settings, "test-end-offsets") as reader:
         wait_for(read, 30, f"the end offsets of {topic}")
-    finally:
-        reader.close()
     return ends

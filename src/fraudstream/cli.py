@@ -45,7 +45,7 @@ def up() -> None:
             stack.up(step=lambda message: status.update(message))
     except InfraError as error:
         raise _fail(str(error)) from error
-    console.print(f"[green]up[/]: Kafka {stack.kafka.bootstrap_servers}, PostgreSQL {stack.postgres.dsn}")
+    console.print(f"[green]up[/]: Kafka {stack.kafka.bootstrap_servers}, PostgreSQL {stack.postgres.address}")
 
 
 @app.command()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = Field(None, description="e.g. PLAIN, SCRAM-SHA-512")
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = Field(None, description="CA bundle for SSL/SASL_SSL")
     topic_transactions: str = "transactions"
     topic_scoring: str = "scoring"
@@ -40,10 +40,10 @@ class Settings(BaseSettings):
     pg_host: str = "localhost"
     pg_port: int = 5432
     pg_user: str = "fraud"
-    pg_password: str = "fraud"
+    pg_password: SecretStr = SecretStr("fraud")
     pg_database: str = "fraud"
     pg_reader_user: str = Field("fraud_reader", description="read-only role the UI connects as")
-    pg_reader_password: str = "fraud_reader"
+    pg_reader_password: SecretStr = SecretStr("fraud_reader")
 
     # Model and scoring
     model_path: Path = Field(DEFAULT_MODEL_PATH, description="CatBoost .cbm file or a model directory")
@@ -74,12 +74,17 @@ class Settings(BaseSettings):
 
     @property
     def pg_dsn(self) -> str:
-        return (
-            f"postgresql://{self.pg_user}:{self.pg_password}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
-        )
+        """The connection string, password included: pass it to a connection, never print it."""
+        password = self.pg_password.get_secret_value()
+        return f"postgresql://{self.pg_user}:{password}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
 
     @property
-    def pg_reader(self) -> tuple[str, str]:
+    def pg_address(self) -> str:
+        """Where the database is, without credentials: what may be printed and logged."""
+        return f"{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+
+    @property
+    def pg_reader(self) -> tuple[str, SecretStr]:
         """The read-only role the UI connects as: (user, password)."""
         return self.pg_reader_user, self.pg_reader_password
 
@@ -117,22 +122,12 @@ class Settings(BaseSettings):
         """These settings as the environment variables that reproduce them in another process."""
         prefix = self.model_config["env_prefix"]
         return {
-            f"{prefix}{name.upper()}": str(value)
+            f"{prefix}{name.upper()}": _plain(value)
             for name, value in self.model_dump().items()
             if value is not None
         }
 
-    def kafka_client_config(self) -> dict[str, str]:
-        """librdkafka-style connection settings shared by every Kafka client of the project."""
-        config = {
-            "bootstrap.servers": self.kafka_bootstrap_servers,
-            "security.protocol": self.kafka_security_protocol,
-        }
-        optional = {
-            "sasl.mechanism": self.kafka_sasl_mechanism,
-            "sasl.username": self.kafka_sasl_username,
-            "sasl.password": self.kafka_sasl_password,
-            "ssl.ca.location": self.kafka_ssl_cafile,
-        }
-        config.update({key: value for key, value in optional.items() if value is not None})
-        return config
+
+def _plain(value: object) -> str:
+    """A setting's value as its environment variable holds it: secrets revealed, for a child process."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else str(value)

@@ -23,8 +23,9 @@ class KafkaCallTimeout(FraudstreamError):
     retriable = True
 
 
-class ChangelogRestoreTimeout(FraudstreamError):
-    """The detector's state changelog was not read to its end in time; retriable with fresh clients."""
+class ReadToEndTimeout(FraudstreamError):
+    """Partitions were not read to their end in time (the detector's state changelog, a topic shown by
+    the UI); retriable with fresh clients."""
 
     retriable = True
 

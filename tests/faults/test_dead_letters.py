@@ -6,12 +6,13 @@ import uuid
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Message, Producer
 
 from fraudstream.config import Settings
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline import kafka
 from tests.helpers import count_rows, running_pipeline, wait_for
 from tests.message_corpus import labelled_corpus
 
@@ -40,7 +41,7 @@ def test_every_malformed_message_lands_in_the_dlq_and_every_good_one_is_scored(s
     valid_ids = {str(uuid.UUID(orjson.loads(value)["transaction_id"])) for value in accepted}
     good = good_messages(len(odd) * 2)
     with running_pipeline(scoped, instance="dlq") as services:
-        producer = Producer({"bootstrap.servers": scoped.kafka_bootstrap_servers})
+        producer = Producer(kafka.producer_config(scoped))
         for index, value in enumerate(odd):
             for message in good[2 * index : 2 * index + 2]:
                 producer.produce(scoped.topic_transactions, orjson.dumps(message), b"customer")
@@ -61,7 +62,7 @@ def test_malformed_score_messages_land_in_the_scoring_dlq(scoped):
     sink = ServiceProcess("sink", scoped)
     sink.start()
     try:
-        producer = Producer({"bootstrap.servers": scoped.kafka_bootstrap_servers})
+        producer = Producer(kafka.producer_config(scoped))
         for value in bad:
             producer.produce(scoped.topic_scoring, value)
         producer.produce(
@@ -78,25 +79,12 @@ def test_malformed_score_messages_land_in_the_scoring_dlq(scoped):
 
 
 def read_all(settings: Settings, topic: str, expected: int) -> list[dict]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": f"audit-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.subscribe([topic])
-    found: list[dict] = []
-    try:
-        wait_for(lambda: _collect(consumer, found) >= expected, 60, f"{expected} messages in {topic}")
-    finally:
-        consumer.close()
-    return found
+    """The committed messages of ``topic`` once there are ``expected`` of them: value and headers."""
+    found: list[Message] = []
 
+    def enough() -> bool:
+        found[:] = kafka.read_topic(settings, topic, f"audit-{uuid.uuid4()}", 30)
+        return len(found) >= expected
 
-def _collect(consumer: Consumer, found: list[dict]) -> int:
-    for message in consumer.consume(1000, 1):
-        if not message.error():
-            found.append({"value": message.value(), "headers": dict(message.headers() or [])})
-    return len(found)
+    wait_for(enough, 60, f"{expected} messages in {topic}")
+    return [{"value": message.value(), "headers": dict(message.headers() or [])} for message in found]

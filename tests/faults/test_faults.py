@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 
 import orjson
 import pytest
-from confluent_kafka import Consumer
 
 from fraudstream.config import Settings
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline import kafka
 from fraudstream.pipeline.producer import TransactionProducer
 from tests.helpers import count_rows, running_pipeline, wait_for
 
@@ -83,29 +83,8 @@ def assert_exactly_once(settings: Settings, ids: list[str], *services: ServicePr
 
 def committed_score_ids(settings: Settings) -> Counter[str]:
     """transaction_id -> number of committed score messages, reading the whole scoring topic."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": f"audit-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    consumer.subscribe([settings.topic_scoring])
-    seen: Counter[str] = Counter()
-    at_end: set[int] = set()
-    try:
-        while len(at_end) < settings.topic_partitions:
-            for message in consumer.consume(10_000, 5):
-                if message.error():
-                    at_end.add(message.partition())
-                else:
-                    at_end.discard(message.partition())
-                    seen[orjson.loads(message.value())["transaction_id"]] += 1
-    finally:
-        consumer.close()
-    return seen
+    messages = kafka.read_topic(settings, settings.topic_scoring, f"audit-{uuid.uuid4()}", 120)
+    return Counter(orjson.loads(message.value())["transaction_id"] for message in messages)
 
 
 def test_detector_killed_five_times(scoped, pipeline):

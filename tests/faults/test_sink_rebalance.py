@@ -20,6 +20,7 @@ from confluent_kafka import Producer
 from fraudstream.config import Settings
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline import kafka
 from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -36,7 +37,7 @@ class ScoreFeed:
         self.settings = settings
         self.version = f"rebalance-{uuid.uuid4().hex[:8]}"
         self.sent = 0
-        self._producer = Producer({**settings.kafka_client_config(), "linger.ms": 20})
+        self._producer = Producer(kafka.producer_config(settings, **{"linger.ms": 20}))
 
     def send(self, count: int) -> None:
         """Send ``count`` messages and wait until all are acknowledged."""

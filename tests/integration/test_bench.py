@@ -6,10 +6,10 @@ import asyncio
 
 import asyncpg
 import pytest
-from confluent_kafka.admin import AdminClient
 
 from fraudstream.config import Settings
 from fraudstream.ops import bench
+from fraudstream.pipeline import kafka
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +43,6 @@ def test_bench_measures_every_figure_and_leaves_nothing_behind(stack_settings):
     assert result["ratio_vs_baseline"] == pytest.approx(ratio, rel=1e-3)
     assert result["rows"] == SMALL.rows
     assert any(line.startswith("baseline") for line in progress)
-    topics = AdminClient(stack_settings.kafka_client_config()).list_topics(timeout=10).topics
+    topics = kafka.admin(stack_settings).list_topics(timeout=10).topics
     assert [topic for topic in topics if "bench-" in topic] == []
     assert row_count(stack_settings) == rows_before

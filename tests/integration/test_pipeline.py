@@ -13,13 +13,14 @@ import uuid
 import numpy as np
 import pandas as pd
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import read_csv
 from fraudstream.ml.model import FraudModel
 from fraudstream.ml.offline import score_frame
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline import kafka
 from fraudstream.pipeline.producer import TransactionProducer
 from tests.bad_files import BAD_FILES
 from tests.helpers import count_rows, end_offsets, fetch_scores, wait_for, with_fresh_customers
@@ -68,7 +69,7 @@ def test_new_small_lands_in_postgres_with_the_scores_of_offline_scoring(
 def test_a_replayed_transaction_gives_one_row(stack_settings, services, new_small):
     frame = with_fresh_customers(read_csv(new_small).head(1), "replay")
     message = {"transaction_id": str(uuid.uuid4()), "data": frame.to_dict("records")[0]}
-    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap_servers})
+    producer = Producer(kafka.producer_config(stack_settings))
     for _ in range(2):
         producer.produce(stack_settings.topic_transactions, json.dumps(message).encode(), b"replay")
     producer.flush(10)
@@ -81,7 +82,7 @@ def test_a_replayed_transaction_gives_one_row(stack_settings, services, new_smal
 def test_a_replayed_score_in_the_seed_list_form_gives_one_row(stack_settings, services):
     transaction_id = str(uuid.uuid4())
     seed_form = json.dumps([{"score": 0.95, "fraud_flag": 1, "transaction_id": transaction_id}]).encode()
-    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap_servers})
+    producer = Producer(kafka.producer_config(stack_settings))
     producer.produce(stack_settings.topic_scoring, seed_form)
     producer.produce(stack_settings.topic_scoring, seed_form)
     producer.flush(10)
@@ -153,27 +154,8 @@ def _env(settings: Settings) -> dict[str, str]:
 
 def _scoring_messages_for(settings: Settings, transaction_id: str) -> int:
     """Committed score messages carrying ``transaction_id`` (read_committed, from the beginning)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": f"test-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    consumer.subscribe([settings.topic_scoring])
-    found, finished = 0, set()
-    try:
-        while len(finished) < settings.topic_partitions:
-            for message in consumer.consume(1000, 5):
-                if message.error():
-                    finished.add(message.partition())
-                elif transaction_id.encode() in message.value():
-                    found += 1
-    finally:
-        consumer.close()
-    return found
+    messages = kafka.read_topic(settings, settings.topic_scoring, f"test-{uuid.uuid4()}", 60)
+    return sum(transaction_id.encode() in message.value() for message in messages)
 
 
 def test_history_survives_a_detector_kill(stack_settings, services, new_small):

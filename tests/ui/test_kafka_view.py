@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from fraudstream.config import Settings
+from fraudstream.pipeline import kafka
 from fraudstream.ui.kafka_view import last_messages, overview
 
 BROWSE_TOPIC = "ui-test.browse"
@@ -16,10 +17,10 @@ START_MS = 1_700_000_000_000
 @pytest.fixture(scope="module")
 def browse_topic(stack_settings: Settings) -> str:
     """A two-partition topic holding messages 0..5, alternating partitions, one millisecond apart."""
-    admin = AdminClient({"bootstrap.servers": stack_settings.kafka_bootstrap_servers})
     topic = NewTopic(BROWSE_TOPIC, num_partitions=2, replication_factor=1)
+    admin = kafka.admin(stack_settings)  # kept until its futures resolve: a destroyed client's fail or hang
     admin.create_topics([topic])[BROWSE_TOPIC].result()
-    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap_servers})
+    producer = Producer(kafka.producer_config(stack_settings))
     for i in range(6):
         producer.produce(BROWSE_TOPIC, f"message {i}", f"key {i}", partition=i % 2, timestamp=START_MS + i)
     producer.flush(10)

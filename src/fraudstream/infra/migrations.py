@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import asyncpg
+from pydantic import SecretStr
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ def migration_files() -> list[Path]:
     return sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
 
 
-async def migrate(dsn: str, reader: tuple[str, str] | None = None) -> list[str]:
+async def migrate(dsn: str, reader: tuple[str, SecretStr] | None = None) -> list[str]:
     """Apply the migrations not yet recorded; return the versions applied now.
 
     ``reader`` (user, password) is a role given read access to every table, for the UI.
@@ -41,7 +42,8 @@ async def migrate(dsn: str, reader: tuple[str, str] | None = None) -> list[str]:
             logger.info("applied migration %s", version)
             applied.append(version)
         if reader is not None:
-            await ensure_reader(connection, *reader)
+            user, password = reader
+            await ensure_reader(connection, user, password.get_secret_value())
         return applied
     finally:
         await connection.close()

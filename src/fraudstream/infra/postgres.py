@@ -11,7 +11,7 @@ import os
 import pwd
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraudstream.infra.process import InfraError, port_in_use, wait_until
@@ -28,7 +28,7 @@ class PostgresServer:
     data_dir: Path
     port: int = 5432
     user: str = "fraud"
-    password: str = "fraud"
+    password: str = field(default="fraud", repr=False)
     database: str = "fraud"
     host: str = "127.0.0.1"
 
@@ -46,8 +46,9 @@ class PostgresServer:
         return self.home / "server.log"
 
     @property
-    def dsn(self) -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+    def address(self) -> str:
+        """Where the application's database is, without its password: what may be printed."""
+        return f"{self.user}@{self.host}:{self.port}/{self.database}"
 
     def running(self) -> bool:
         return self._pg_ctl("status").returncode == 0

@@ -35,7 +35,7 @@ class LocalStack:
             data_dir=settings.data_dir,
             port=settings.pg_port,
             user=settings.pg_user,
-            password=settings.pg_password,
+            password=settings.pg_password.get_secret_value(),
             database=settings.pg_database,
             host=_loopback(settings.pg_host),
         )

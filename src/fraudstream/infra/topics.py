@@ -9,6 +9,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import InfraError
+from fraudstream.pipeline.kafka import client_config
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """Create the missing topics; return the names created. Existing ones are checked, not changed."""
-    admin = AdminClient(settings.kafka_client_config())
+    admin = AdminClient(client_config(settings))
     existing = admin.list_topics(timeout=timeout).topics
     specs = topic_specs(settings)
     for spec in specs:

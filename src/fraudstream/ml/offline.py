@@ -21,9 +21,14 @@ ID_COLUMN = "transaction_id"
 
 
 def score_frame(
-    frame: pd.DataFrame, model: FraudModel, threshold: float, engine: FeatureEngine | None = None
+    frame: pd.DataFrame,
+    model: FraudModel,
+    threshold: float | None = None,
+    engine: FeatureEngine | None = None,
 ) -> pd.DataFrame:
     """``score`` and ``fraud_flag`` (score > threshold) per row of ``frame``, in the input's row order.
+
+    ``threshold`` overrides the model's own (``resolve_threshold``).
 
     Rows are processed in time order (stable sort by ``transaction_time``), the order the producer sends
     them in, so each customer's history is the one the stream detector sees.
@@ -33,6 +38,7 @@ def score_frame(
     order = np.argsort(times, kind="stable")
     scores = np.empty(len(frame), dtype=np.float64)
     scores[order] = model.predict(engine.transform(frame.iloc[order]))
+    threshold = resolve_threshold(threshold, model.metadata).value
     return pd.DataFrame(
         {"score": scores, "fraud_flag": (scores > threshold).astype(np.int64)}, index=frame.index
     )

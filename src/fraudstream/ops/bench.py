@@ -30,8 +30,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pandas as pd
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import coerce
@@ -42,6 +41,7 @@ from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel, resolve_threshold
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline import kafka
 from fraudstream.pipeline.producer import TransactionProducer
 
 Say = Callable[[str], None]
@@ -101,8 +101,9 @@ class _Bench:
         self.run_id = uuid.uuid4().hex[:8]
         self.stages: list[Settings] = []
         self.transaction_ids: list[str] = []
-        self.admin = AdminClient(settings.kafka_client_config())
-        self.reader = Consumer({**settings.kafka_client_config(), "group.id": f"bench-{self.run_id}-reader"})
+        self.admin = kafka.admin(settings)
+        self.reader = Consumer(kafka.consumer_config(settings, f"bench-{self.run_id}-reader"))
+        self.members: dict[str, Consumer] = {}
 
     def stage(self, name: str) -> Settings:
         stage = self.settings.scoped(f"bench-{self.run_id}-{name}").model_copy(
@@ -162,14 +163,12 @@ class _Bench:
         threshold = resolve_threshold(self.settings.threshold, model.metadata).value
         engine = FeatureEngine()
         consumer = Consumer(
-            {
-                **self.settings.kafka_client_config(),
-                "group.id": f"bench-{self.run_id}-baseline",
-                "auto.offset.reset": "earliest",
-            }
+            kafka.consumer_config(
+                self.settings, f"bench-{self.run_id}-baseline", **{"auto.offset.reset": "earliest"}
+            )
         )
         consumer.subscribe([source.topic_transactions])
-        producer = Producer(self.settings.kafka_client_config())
+        producer = Producer(kafka.client_config(self.settings))
         done, started = 0, None
         try:
             while done < rows:
@@ -249,13 +248,15 @@ class _Bench:
         raise TimeoutError(f"{rows} rows not scored and stored in {self.plan.timeout_s:.0f} s")
 
     def end_offset(self, topic: str) -> int:
-        partitions = self.admin.list_topics(topic, timeout=10).topics[topic].partitions
-        return sum(self.reader.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in partitions)
+        return sum(kafka.end_offsets(self.reader, topic, 10).values())
 
     def committed(self, group: str, topic: str) -> int:
-        futures = self.admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
-        partitions = futures[group].result().topic_partitions
-        return sum(max(tp.offset, 0) for tp in partitions if tp.topic == topic)
+        """``group``'s committed offsets on ``topic``, summed, asked by a consumer of the group kept
+        for the run (polled every few milliseconds)."""
+        if group not in self.members:
+            self.members[group] = Consumer(kafka.consumer_config(self.settings, group))
+        asked = [TopicPartition(topic, partition) for partition in range(self.settings.topic_partitions)]
+        return sum(kafka.committed_offsets(self.members[group], asked, 10).values())
 
     def clean_up(self) -> None:
         """Delete the bench's topics and its rows in fraud_scores."""
@@ -266,13 +267,14 @@ class _Bench:
             for future in self.admin.delete_topics(doomed, operation_timeout=30).values():
                 future.result()
         asyncio.run(_delete_rows(self.settings, self.transaction_ids))
-        self.reader.close()
+        for client in [self.reader, *self.members.values()]:
+            client.close()
 
 
 def _settled(services: list[ServiceProcess], partitions: int) -> bool:
     """Every partition held by exactly one member, and every member busy if there are enough partitions:
     measuring before the group settles would time its rebalances."""
-    held = [len((service.health() or {}).get("assigned_partitions", [])) for service in services]
+    held = [len(service.health().get("assigned_partitions", [])) for service in services]
     return sum(held) == partitions and (len(services) > partitions or all(held))
 
 

@@ -3,53 +3,39 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.error
-import urllib.request
 from typing import Any
 
 import asyncpg
-import orjson
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
 from fraudstream.infra.topics import topic_specs
+from fraudstream.pipeline import kafka
 
 
 def collect(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
-    """Everything `status` reports; ``healthy`` is true only when every component is."""
-    kafka = kafka_status(settings, timeout)
+    """Everything `status` reports; ``healthy`` is true only when Kafka and PostgreSQL are.
+
+    Services are reported, not counted in ``healthy``: `up` alone starts only the servers.
+    """
+    brokers = kafka_status(settings, timeout)
     postgres = asyncio.run(postgres_status(settings, timeout))
     return {
-        "healthy": kafka["healthy"] and postgres["healthy"],
+        "healthy": brokers["healthy"] and postgres["healthy"],
         "fraud_scores_rows": postgres.get("fraud_scores_rows", 0),
-        "kafka": kafka,
+        "kafka": brokers,
         "postgres": postgres,
         "services": {
-            "detector": service_health(settings.detector_metrics_port, timeout),
-            "sink": service_health(settings.sink_metrics_port, timeout),
+            "detector": kafka.service_health(settings.detector_metrics_port, timeout),
+            "sink": kafka.service_health(settings.sink_metrics_port, timeout),
         },
     }
 
 
-def service_health(port: int, timeout: float) -> dict[str, Any]:
-    """A local service's /healthz (readiness, partitions, last batch age), or that it is not running.
-
-    Services are reported, not counted in ``healthy``: `up` alone starts only the servers.
-    """
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as reply:
-            return {"running": True, **orjson.loads(reply.read())}
-    except urllib.error.HTTPError as error:
-        return {"running": True, **orjson.loads(error.read())}
-    except OSError:
-        return {"running": False, "ready": False, "detail": f"nothing answers on port {port}"}
-
-
 def kafka_status(settings: Settings, timeout: float) -> dict[str, Any]:
-    admin = AdminClient({**settings.kafka_client_config(), "socket.connection.setup.timeout.ms": 3000})
+    """Brokers, the project's topics (healthy when each has its partitions) and the groups' lag."""
     try:
-        metadata = admin.list_topics(timeout=timeout)
+        metadata = kafka.admin(settings).list_topics(timeout=timeout)
     except KafkaException as error:
         return {"healthy": False, "bootstrap": settings.kafka_bootstrap_servers, "error": str(error)}
     topics = {}
@@ -61,7 +47,7 @@ def kafka_status(settings: Settings, timeout: float) -> dict[str, Any]:
         settings.detector_group: settings.topic_transactions,
         settings.sink_group: settings.topic_scoring,
     }
-    lag = {group: group_lag(settings, admin, group, topic, timeout) for group, topic in groups.items()}
+    lag = {group: kafka.group_lag(settings, group, topic, timeout) for group, topic in groups.items()}
     return {
         "healthy": all(topic["ok"] for topic in topics.values()),
         "bootstrap": settings.kafka_bootstrap_servers,
@@ -71,31 +57,8 @@ def kafka_status(settings: Settings, timeout: float) -> dict[str, Any]:
     }
 
 
-def group_lag(
-    settings: Settings, admin: AdminClient, group: str, topic: str, timeout: float
-) -> dict[str, Any]:
-    """Committed offset and end offset per partition of ``topic`` for consumer ``group``."""
-    request = [ConsumerGroupTopicPartitions(group)]
-    try:
-        result = admin.list_consumer_group_offsets(request, request_timeout=timeout)[group].result()
-        committed = {tp.partition: tp.offset for tp in result.topic_partitions if tp.topic == topic}
-    except KafkaException as error:
-        return {"topic": topic, "error": str(error)}
-    reader = Consumer({**settings.kafka_client_config(), "group.id": f"{group}-status"})
-    try:
-        partitions = {}
-        metadata = reader.list_topics(topic, timeout=timeout).topics.get(topic)
-        for partition in sorted(metadata.partitions if metadata else []):
-            end = reader.get_watermark_offsets(TopicPartition(topic, partition), timeout)[1]
-            offset = committed.get(partition, -1)
-            partitions[str(partition)] = {"end": end, "committed": offset, "lag": end - max(offset, 0)}
-    finally:
-        reader.close()
-    return {"topic": topic, "lag": sum(p["lag"] for p in partitions.values()), "partitions": partitions}
-
-
 async def postgres_status(settings: Settings, timeout: float) -> dict[str, Any]:
-    where = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
+    where = settings.pg_address
     try:
         connection = await asyncpg.connect(settings.pg_dsn, timeout=timeout)
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:

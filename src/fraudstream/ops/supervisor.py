@@ -7,15 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+from typing import Any
 
-import orjson
 from rich.console import Console
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import free_port, wait_until
 from fraudstream.infra.stack import LocalStack
+from fraudstream.pipeline import kafka
 
 SERVICES = ("detector", "sink", "ui")
 # The setting that holds each service's port (/metrics and /healthz; the UI's page), passed to it
@@ -65,15 +65,11 @@ class ServiceProcess:
         """None while running (or never started), else how it ended."""
         return None if self.process is None else self.process.poll()
 
-    def health(self) -> dict | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as reply:
-                return orjson.loads(reply.read())
-        except (OSError, ValueError):
-            return None
+    def health(self) -> dict[str, Any]:
+        return kafka.service_health(self.port, timeout=2)
 
     def ready(self) -> bool:
-        return (self.health() or {}).get("ready") is True
+        return self.health().get("ready") is True
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         wait_until(self.ready, timeout, f"{self.name}", self.output)
@@ -119,7 +115,7 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False) -
         f"[green]ready in {time.perf_counter() - started:.1f} s[/]\n"
         f"  UI:         http://localhost:{settings.ui_port}\n"
         f"  Kafka:      {settings.kafka_bootstrap_servers}\n"
-        f"  PostgreSQL: {stack.postgres.dsn}\n"
+        f"  PostgreSQL: {stack.postgres.address}\n"
         f"  metrics:    http://localhost:{settings.detector_metrics_port}/metrics (detector), "
         f"http://localhost:{settings.sink_metrics_port}/metrics (sink)\n"
         f"  logs:       {settings.log_dir}/<service>.log (output: {settings.log_dir}/<service>-<port>.out)\n"

@@ -19,6 +19,7 @@ from confluent_kafka import KafkaException, Producer
 from fraudstream.config import Settings
 from fraudstream.contracts.messages import TransactionData, encoder
 from fraudstream.contracts.schema import INPUT_COLUMNS, coerce, customer_ids, transaction_times
+from fraudstream.pipeline.kafka import producer_config
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +35,6 @@ class SendReport:
     @property
     def rate(self) -> float:
         return self.sent / self.seconds if self.seconds > 0 else float("inf")
-
-
-def producer_config(settings: Settings) -> dict[str, object]:
-    """An idempotent, fully acknowledged producer using Java's partitioner, so keys land where the
-    Kafka ecosystem (and the detector's state changelog) expects them."""
-    return {
-        **settings.kafka_client_config(),
-        "enable.idempotence": True,
-        "acks": "all",
-        "linger.ms": 5,
-        "batch.size": 1_000_000,
-        "compression.type": "lz4",
-        "partitioner": "murmur2_random",
-    }
 
 
 class TransactionProducer:

@@ -29,6 +29,7 @@ from fraudstream.contracts.messages import (
     encoder,
 )
 from fraudstream.logs import fields
+from fraudstream.pipeline import kafka
 from fraudstream.pipeline.retry import retry_async, worth_retrying
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
@@ -113,10 +114,10 @@ class Sink:
             isolation_level="read_committed",
             max_poll_records=self.max_records,
             fetch_max_wait_ms=20,
-            **_aiokafka_connection(self.settings),
+            **kafka.aiokafka_config(self.settings),
         )
         producer = AIOKafkaProducer(
-            acks="all", enable_idempotence=True, **_aiokafka_connection(self.settings)
+            acks="all", enable_idempotence=True, **kafka.aiokafka_config(self.settings)
         )
         pool = await self._connect_postgres()
         await retry_async(consumer.start, "kafka consumer start", self._stop)
@@ -225,21 +226,3 @@ class Sink:
             return await asyncpg.create_pool(self.settings.pg_dsn, min_size=1, max_size=2, timeout=10)
 
         return await retry_async(connect, "postgres connect", self._stop)
-
-
-def _aiokafka_connection(settings: Settings) -> dict[str, object]:
-    config: dict[str, object] = {
-        "bootstrap_servers": settings.kafka_bootstrap_servers,
-        "security_protocol": settings.kafka_security_protocol,
-    }
-    if settings.kafka_sasl_mechanism:
-        config.update(
-            sasl_mechanism=settings.kafka_sasl_mechanism,
-            sasl_plain_username=settings.kafka_sasl_username,
-            sasl_plain_password=settings.kafka_sasl_password,
-        )
-    if settings.kafka_ssl_cafile:
-        from aiokafka.helpers import create_ssl_context
-
-        config["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile)
-    return config

@@ -18,7 +18,7 @@ from asyncpg import CannotConnectNowError
 from confluent_kafka import KafkaError, KafkaException
 
 from fraudstream.contracts.messages import BadMessage
-from fraudstream.errors import ChangelogRestoreTimeout, KafkaCallTimeout
+from fraudstream.errors import KafkaCallTimeout, ReadToEndTimeout
 from fraudstream.pipeline import retry as retry_module
 from fraudstream.pipeline.retry import retry, retry_async, worth_retrying
 
@@ -37,7 +37,7 @@ def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
         KafkaException(KafkaError(KafkaError._TRANSPORT)),
         KafkaException(KafkaError(KafkaError._FENCED)),  # fresh clients get past a fenced producer
         KafkaCallTimeout("commit_transaction blocked for 20 s"),
-        ChangelogRestoreTimeout("changelog partitions [0] not restored in 30 s"),
+        ReadToEndTimeout("partitions [0] not read to their end in 30 s"),
         CannotConnectNowError("the database system is starting up"),
         ConnectionRefusedError(),
         TimeoutError(),

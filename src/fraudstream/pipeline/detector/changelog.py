@@ -9,13 +9,11 @@ partitions, read to their end, before it scores anything from them.
 
 from __future__ import annotations
 
-import time
-
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 
 from fraudstream.config import Settings
-from fraudstream.errors import ChangelogRestoreTimeout
 from fraudstream.ml.features import FeatureEngine
+from fraudstream.pipeline import kafka
 
 
 class Changelog:
@@ -42,39 +40,13 @@ class Changelog:
 def read_changelog(
     settings: Settings, partitions: list[int], timeout: float = 30.0
 ) -> dict[str, bytes | None]:
-    """The latest committed state per customer in the given changelog partitions (None = deleted)."""
+    """The latest committed state per customer in the given changelog partitions (None = deleted).
+
+    Raises ``ReadToEndTimeout`` if they are not read to their end in ``timeout``.
+    """
     if not partitions:
         return {}
-    topic = settings.topic_state
-    reader = Consumer(
-        {
-            **settings.kafka_client_config(),
-            "group.id": f"{settings.detector_group}-restore",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        ends = {p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout)[1] for p in partitions}
-        pending = {p for p, end in ends.items() if end > 0}
-        reader.assign([TopicPartition(topic, p, 0) for p in pending])
-        states: dict[str, bytes | None] = {}
-        deadline = time.monotonic() + timeout
-        while pending and time.monotonic() < deadline:
-            for message in reader.consume(10000, 0.5):
-                if message.error() is not None:
-                    if message.error().code() == KafkaError._PARTITION_EOF:
-                        pending.discard(message.partition())
-                        continue
-                    raise KafkaException(message.error())
-                states[message.key().decode()] = message.value()
-                if message.offset() + 1 >= ends[message.partition()]:
-                    pending.discard(message.partition())
-        if pending:
-            raise ChangelogRestoreTimeout(
-                f"changelog partitions {sorted(pending)} not restored in {timeout:.0f} s"
-            )
-        return states
-    finally:
-        reader.close()
+    starts = [TopicPartition(settings.topic_state, partition, OFFSET_BEGINNING) for partition in partitions]
+    with kafka.reader(settings, f"{settings.detector_group}-restore") as reader:
+        messages = kafka.read_to_end(reader, starts, timeout)
+    return {message.key().decode(): message.value() for message in messages}
