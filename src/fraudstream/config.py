@@ -59,7 +59,9 @@ class Settings(BaseSettings):
     batch_timeout_ms: int = Field(100, ge=1, description="how long an idle detector waits for a message")
 
     # Review and live quality
-    alert_budget: int = Field(100, ge=1, description="alerts the analysts can review per day; k of precision@k")
+    alert_budget: int = Field(
+        100, ge=1, description="alerts the analysts can review per day; k of precision@k"
+    )
 
     # Local mode
     data_dir: Path = Field(Path(".data"), description="Kafka and PostgreSQL data of `fraudstream up`")

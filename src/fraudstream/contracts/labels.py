@@ -35,7 +35,9 @@ class LabelFileError(ValueError):
         self.errors = errors or []
         shown = "; ".join(str(error) for error in self.errors[:MAX_REPORTED])
         more = len(self.errors) - MAX_REPORTED
-        super().__init__(message + (f": {shown}" if shown else "") + (f"; and {more} more" if more > 0 else ""))
+        super().__init__(
+            message + (f": {shown}" if shown else "") + (f"; and {more} more" if more > 0 else "")
+        )
 
 
 @dataclass(frozen=True)
@@ -107,5 +109,7 @@ def _time(text: str, default: datetime) -> datetime:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"at {text!r} is not an ISO 8601 time (e.g. 2026-01-31 14:05 or ...T14:05Z)") from None
+        raise ValueError(
+            f"at {text!r} is not an ISO 8601 time (e.g. 2026-01-31 14:05 or ...T14:05Z)"
+        ) from None
     return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

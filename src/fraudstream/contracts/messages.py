@@ -71,22 +71,27 @@ class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     transaction: dict[str, object] | None = None
 
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: such a label would never be written
+
+
 class LabelMessage(msgspec.Struct, frozen=True):
     """A decision on a transaction: ``label`` 1 = fraud, 0 = legitimate; ``at`` carries its time zone."""
 
     label_id: uuid.UUID
     transaction_id: uuid.UUID
     label: Annotated[int, Meta(ge=0, le=1)]
-    source: Annotated[str, Meta(min_length=1, max_length=50)]
-    author: Text
+    source: Annotated[str, Meta(min_length=1, max_length=50, pattern=NO_NUL)]
+    author: Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
     at: Annotated[datetime, Meta(tz=True)]
-    note: Annotated[str, Meta(max_length=2000)] | None = None
+    note: Annotated[str, Meta(max_length=2000, pattern=NO_NUL)] | None = None
 
 
 LABEL_NAMESPACE = uuid.UUID("8f0c6f0e-5a0b-4d38-9a51-2f3c1d7e4b60")
 
 
-def label_identity(transaction_id: uuid.UUID, label: int, source: str, author: str, at: datetime) -> uuid.UUID:
+def label_identity(
+    transaction_id: uuid.UUID, label: int, source: str, author: str, at: datetime
+) -> uuid.UUID:
     """The deterministic id of a decision: who decided what about which transaction, and when."""
     when = at.astimezone(UTC).isoformat(timespec="microseconds")
     return uuid.uuid5(LABEL_NAMESPACE, f"{transaction_id}|{label}|{source}|{author}|{when}")
@@ -100,7 +105,9 @@ def new_label(
     Raises BadMessage (a ValueError) saying which field is out of bounds.
     """
     identity = label_identity(transaction_id, label, source, author, at)
-    return decode_label(encoder.encode(LabelMessage(identity, transaction_id, label, source, author, at, note)))
+    return decode_label(
+        encoder.encode(LabelMessage(identity, transaction_id, label, source, author, at, note))
+    )
 
 
 assert tuple(TransactionData.__struct_fields__) == INPUT_COLUMNS
@@ -151,7 +158,9 @@ def decode_score(value: bytes | None) -> ScoreMessage:
 def decode_label(value: bytes | None) -> LabelMessage:
     """A label message whose ``label_id`` matches its content (a mismatch would defeat deduplication)."""
     message = _decode(label_decoder, value)
-    expected = label_identity(message.transaction_id, message.label, message.source, message.author, message.at)
+    expected = label_identity(
+        message.transaction_id, message.label, message.source, message.author, message.at
+    )
     if message.label_id != expected:
         raise BadMessage(f"label_id {message.label_id} does not match its content (expected {expected})")
     return message
