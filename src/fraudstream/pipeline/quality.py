@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
+import numpy as np
 import pandas as pd
 from prometheus_client import Gauge
 
@@ -86,12 +87,11 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 
 def with_rates(counts: pd.DataFrame, budget: int) -> pd.DataFrame:
-    """The daily counts plus precision, recall, card precision at k and alerts over budget."""
-    daily = counts.copy()
-    daily["precision"] = [_ratio(c, r) for c, r in zip(daily["confirmed"], daily["reviewed"], strict=True)]
-    daily["recall"] = [
-        _ratio(c, f) for c, f in zip(daily["confirmed"], daily["labelled_frauds"], strict=True)
-    ]
+    """The daily counts plus precision, recall, card precision at k (NaN where nothing is labelled)
+    and whether the alerts were over budget."""
+    daily = counts.astype(dict.fromkeys(COUNTS, "int64"))
+    daily["precision"] = daily["confirmed"] / daily["reviewed"].replace(0, np.nan)
+    daily["recall"] = daily["confirmed"] / daily["labelled_frauds"].replace(0, np.nan)
     daily["card_precision_at_k"] = daily["top_k_frauds"] / budget
     daily["over_budget"] = daily["alerts"] > budget
     return daily
@@ -119,6 +119,7 @@ async def load_quality(connection: asyncpg.Connection, start: date, end: date, b
     until = datetime.combine(end + timedelta(days=1), time(), UTC)
     rows = await connection.fetch(DAILY, since, until, budget)
     counts = pd.DataFrame([dict(row) for row in rows], columns=["day", *COUNTS])
+    counts["day"] = pd.to_datetime(counts["day"])
     daily = with_rates(counts, budget)
     return Quality(daily, window_totals(daily, budget), await connection.fetchval(UNSCORED_LABELS), budget)
 
