@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import asyncpg
 import pandas as pd
+from confluent_kafka import Consumer
 
 from fraudstream.config import Settings
 from fraudstream.ops.supervisor import ServiceProcess
@@ -82,3 +84,29 @@ def _kafka_log(services: tuple[ServiceProcess, ...], lines: int = 15) -> str:
     if not log.exists():
         return ""
     return "--- kafka ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def read_all(settings: Settings, topic: str, expected: int) -> list[dict]:
+    """At least ``expected`` messages of ``topic`` from its start: value and headers (as a dict)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap_servers,
+            "group.id": f"audit-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[dict] = []
+    try:
+        wait_for(lambda: _collect(consumer, found) >= expected, 60, f"{expected} messages in {topic}")
+    finally:
+        consumer.close()
+    return found
+
+
+def _collect(consumer: Consumer, found: list[dict]) -> int:
+    for message in consumer.consume(1000, 1):
+        if not message.error():
+            found.append({"value": message.value(), "headers": dict(message.headers() or [])})
+    return len(found)

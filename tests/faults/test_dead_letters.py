@@ -6,13 +6,13 @@ import uuid
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
 from fraudstream.config import Settings
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
-from tests.helpers import count_rows, running_pipeline, wait_for
+from tests.helpers import count_rows, read_all, running_pipeline, wait_for
 from tests.message_corpus import corpus, slow_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -74,28 +74,3 @@ def test_malformed_score_messages_land_in_the_scoring_dlq(scoped):
         assert all(m["headers"]["error"] for m in dead)
     finally:
         sink.stop()
-
-
-def read_all(settings: Settings, topic: str, expected: int) -> list[dict]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap_servers,
-            "group.id": f"audit-{uuid.uuid4()}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.subscribe([topic])
-    found: list[dict] = []
-    try:
-        wait_for(lambda: _collect(consumer, found) >= expected, 60, f"{expected} messages in {topic}")
-    finally:
-        consumer.close()
-    return found
-
-
-def _collect(consumer: Consumer, found: list[dict]) -> int:
-    for message in consumer.consume(1000, 1):
-        if not message.error():
-            found.append({"value": message.value(), "headers": dict(message.headers() or [])})
-    return len(found)
