@@ -7,12 +7,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import asyncpg
+import orjson
 import pandas as pd
 from confluent_kafka import Consumer
 
 from fraudstream.config import Settings
+from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 
 
@@ -110,3 +113,53 @@ def _collect(consumer: Consumer, found: list[dict]) -> int:
         if not message.error():
             found.append({"value": message.value(), "headers": dict(message.headers() or [])})
     return len(found)
+
+
+def execute(settings: Settings, statement: str, *rows: tuple) -> None:
+    """Run ``statement`` once per row, as the writing role."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(settings.pg_dsn)
+        try:
+            await connection.executemany(statement, rows)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def fetch(settings: Settings, query: str, *arguments: object) -> list[dict]:
+    async def run() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(settings.pg_dsn)
+        try:
+            return await connection.fetch(query, *arguments)
+        finally:
+            await connection.close()
+
+    return [dict(row) for row in asyncio.run(run())]
+
+
+def labels_of(settings: Settings, transaction_id: uuid.UUID) -> list[dict]:
+    return fetch(
+        settings,
+        "SELECT label, source, author, note FROM fraud_labels WHERE transaction_id = $1 ORDER BY id",
+        transaction_id,
+    )
+
+
+def input_rows(count: int, seed: int) -> list[dict]:
+    """``count`` generated input rows (the 17 columns) as dicts."""
+    return transactions(count, seed=seed).to_dict("records")
+
+
+def insert_score(
+    settings: Settings, score: float, flag: int, row: dict | None, scored_at: datetime | None = None
+) -> uuid.UUID:
+    transaction_id = uuid.uuid4()
+    execute(
+        settings,
+        "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, transaction, scored_at)"
+        " VALUES ($1, $2, $3, $4::jsonb, coalesce($5, now()))",
+        (transaction_id, score, flag, None if row is None else orjson.dumps(row).decode(), scored_at),
+    )
+    return transaction_id

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
 import uuid
 from datetime import UTC, date, datetime
 
-import asyncpg
 import orjson
 import pandas as pd
 import pytest
@@ -18,60 +16,12 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from fraudstream.config import Settings
 from fraudstream.contracts.messages import ScoreMessage, encoder, new_label
 from fraudstream.contracts.schema import INPUT_COLUMNS, TARGET_COLUMN
-from fraudstream.ops.loadgen import transactions
 from fraudstream.pipeline.labels import publish_labels
 from fraudstream.pipeline.quality import load_quality
 from fraudstream.ui.queries import read, recent_frauds
-from tests.helpers import read_all, wait_for
+from tests.helpers import execute, fetch, input_rows, insert_score, labels_of, read_all, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def execute(settings: Settings, statement: str, *rows: tuple) -> None:
-    async def run() -> None:
-        connection = await asyncpg.connect(settings.pg_dsn)
-        try:
-            await connection.executemany(statement, rows)
-        finally:
-            await connection.close()
-
-    asyncio.run(run())
-
-
-def fetch(settings: Settings, query: str, *arguments: object) -> list[dict]:
-    async def run() -> list[asyncpg.Record]:
-        connection = await asyncpg.connect(settings.pg_dsn)
-        try:
-            return await connection.fetch(query, *arguments)
-        finally:
-            await connection.close()
-
-    return [dict(row) for row in asyncio.run(run())]
-
-
-def labels_of(settings: Settings, transaction_id: uuid.UUID) -> list[dict]:
-    return fetch(
-        settings,
-        "SELECT label, source, author, note FROM fraud_labels WHERE transaction_id = $1 ORDER BY id",
-        transaction_id,
-    )
-
-
-def input_rows(count: int, seed: int) -> list[dict]:
-    return transactions(count, seed=seed).to_dict("records")
-
-
-def insert_score(
-    settings: Settings, score: float, flag: int, row: dict | None, scored_at: datetime | None = None
-) -> uuid.UUID:
-    transaction_id = uuid.uuid4()
-    execute(
-        settings,
-        "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, transaction, scored_at)"
-        " VALUES ($1, $2, $3, $4::jsonb, coalesce($5, now()))",
-        (transaction_id, score, flag, None if row is None else orjson.dumps(row).decode(), scored_at),
-    )
-    return transaction_id
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
