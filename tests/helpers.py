@@ -153,13 +153,23 @@ def input_rows(count: int, seed: int) -> list[dict]:
 
 
 def insert_score(
-    settings: Settings, score: float, flag: int, row: dict | None, scored_at: datetime | None = None
+    settings: Settings,
+    score: float,
+    flag: int,
+    row: dict | None,
+    scored_at: datetime | None = None,
+    reasons: list[dict] | None = None,
 ) -> uuid.UUID:
+    """A fraud_scores row written directly (scored now unless ``scored_at``); its transaction id."""
     transaction_id = uuid.uuid4()
     execute(
         settings,
-        "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, transaction, scored_at)"
-        " VALUES ($1, $2, $3, $4::jsonb, coalesce($5, now()))",
-        (transaction_id, score, flag, None if row is None else orjson.dumps(row).decode(), scored_at),
+        "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, model_version, reasons, transaction,"
+        " scored_at) VALUES ($1, $2, $3, 'test', $4::jsonb, $5::jsonb, coalesce($6, now()))",
+        (transaction_id, score, flag, _json(reasons), _json(row), scored_at),
     )
     return transaction_id
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()

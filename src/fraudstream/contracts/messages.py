@@ -106,7 +106,7 @@ def new_label(
     """
     identity = label_identity(transaction_id, label, source, author, at)
     return decode_label(
-        encoder.encode(LabelMessage(identity, transaction_id, label, source, author, at, note))
+        encoder.encode(LabelMessage(identity, transaction_id, label, source, author, at, note or None))
     )
 
 
