@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from datetime import UTC, date, datetime
 
@@ -17,7 +19,7 @@ from fraudstream.config import Settings
 from fraudstream.contracts.messages import ScoreMessage, encoder, new_label
 from fraudstream.contracts.schema import INPUT_COLUMNS, TARGET_COLUMN
 from fraudstream.pipeline.labels import publish_labels
-from fraudstream.pipeline.quality import load_quality
+from fraudstream.pipeline.quality import QualityGauges, load_quality
 from fraudstream.ui.queries import read, recent_frauds
 from tests.helpers import execute, fetch, input_rows, insert_score, labels_of, read_all, wait_for
 
@@ -207,3 +209,22 @@ def test_the_quality_figures_of_a_hand_made_table(stack_settings):
     assert {name: quality.window[name] for name in expected} == expected
     assert quality.window["recall"] == pytest.approx(2 / 3)
     assert quality.unscored_labels >= 1
+
+
+def test_the_sink_exports_todays_quality_as_gauges(stack_settings, services):
+    insert_score(stack_settings, 0.99, 1, input_rows(1, seed=17)[0])
+    gauges = QualityGauges(stack_settings)
+
+    asyncio.run(gauges.refresh())
+
+    today = datetime.now(UTC).date()
+    window = quality_window(stack_settings, today)
+    exported = {name: gauge._value.get() for name, gauge in gauges.gauges.items()}
+    assert exported["alerts"] == window["alerts"] >= 1
+    assert exported["budget"] == stack_settings.alert_budget
+    assert exported["card_precision_at_k"] == window["card_precision_at_k"]
+    url = f"http://127.0.0.1:{services['sink'].port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        metrics = reply.read().decode()
+    for name in ("alerts_today", "alert_precision", "recall_estimate", "card_precision_at_k"):
+        assert f"\nfraudstream_{name} " in metrics
