@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -9,7 +12,7 @@ import pytest
 
 from fraudstream.pipeline.quality import load_quality
 from fraudstream.ui.queries import read
-from tests.helpers import execute, input_rows, insert_score
+from tests.helpers import execute, input_rows, insert_score, labels_of, wait_for
 
 
 def test_with_the_database_down_the_page_says_so(page, nothing_env):
@@ -43,3 +46,30 @@ def test_the_page_shows_todays_figures_what_is_estimated_and_the_charts(page, st
     specs = [chart.proto.spec for chart in app.get("vega_lite_chart")]
     assert len(specs) == 2 and '"budget"' in specs[0] and '"card_precision_at_k"' in specs[1]
     assert app.dataframe[0].value["alerts"].iloc[-1] == window["alerts"]
+
+
+@pytest.mark.integration
+def test_a_chargeback_file_imported_from_the_cli_updates_the_page(page, stack_env, services, tmp_path):
+    flagged = insert_score(stack_env, 0.92, 1, input_rows(1, seed=43)[0])
+    app = page("quality_page.py").run()
+    before = confirmed_and_reviewed(app)
+    file = tmp_path / "chargebacks.csv"
+    file.write_text(f"transaction_id,label\n{flagged},1\n")
+
+    imported = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "labels", "import", str(file)],
+        env={**os.environ, **stack_env.environment()},
+        capture_output=True,
+        text=True,
+    )
+
+    assert imported.returncode == 0, imported.stderr
+    wait_for(lambda: labels_of(stack_env, flagged), 30, "the chargeback", services["sink"])
+    app.button[0].click().run()  # Refresh
+    assert confirmed_and_reviewed(app) == (before[0] + 1, before[1] + 1)
+
+
+def confirmed_and_reviewed(app) -> tuple[int, int]:
+    [value] = [metric.value for metric in app.metric if metric.label == "Reviewed / confirmed"]
+    reviewed, confirmed = (int(number.replace(",", "")) for number in value.split(" / "))
+    return confirmed, reviewed

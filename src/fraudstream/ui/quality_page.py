@@ -12,6 +12,9 @@ from fraudstream.ui.queries import DatabaseUnavailable, read
 DEFAULT_DAYS = 14
 DAILY_COLUMNS = {
     "day": st.column_config.DateColumn(format="YYYY-MM-DD"),
+    "labelled_frauds": st.column_config.NumberColumn("labelled fraud"),
+    "top_k_frauds": st.column_config.NumberColumn("fraud cards in top k"),
+    "over_budget": st.column_config.CheckboxColumn("over budget"),
     "precision": st.column_config.NumberColumn(format="%.3f"),
     "recall": st.column_config.NumberColumn(format="%.3f"),
     "card_precision_at_k": st.column_config.NumberColumn("card precision@k", format="%.3f"),
