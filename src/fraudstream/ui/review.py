@@ -88,13 +88,14 @@ def load_queue(settings: Settings, filters: Filters, hidden: list[str]) -> Queue
     return read(settings, query)
 
 
-def load_categories(settings: Settings) -> list[str]:
-    """The categories of the flagged transactions, for the queue's filter."""
+def load_categories(settings: Settings, since: datetime) -> list[str]:
+    """The categories of the transactions flagged since ``since``, for the queue's filter."""
 
     async def query(connection: asyncpg.Connection) -> list[str]:
         rows = await connection.fetch(
             "SELECT DISTINCT transaction->>'cat_id' AS category FROM fraud_scores"
-            " WHERE fraud_flag = 1 AND transaction ? 'cat_id' ORDER BY 1"
+            " WHERE fraud_flag = 1 AND scored_at >= $1 AND transaction ? 'cat_id' ORDER BY 1",
+            since,
         )
         return [row["category"] for row in rows]
 

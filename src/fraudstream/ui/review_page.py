@@ -122,21 +122,21 @@ def search_section() -> None:
     decision_buttons([story.transaction_id], "search")
 
 
-def filters_row(categories: list[str]) -> Filters:
+def filters_row() -> Filters:
     period, score, category, amount, order = st.columns([2, 3, 3, 3, 2])
     chosen = period.selectbox("Scored", [*PERIODS, "any time"], index=1, key="period")
+    since = datetime.now(UTC) - PERIODS[chosen] if chosen in PERIODS else Filters.since
     low, high = score.slider("Score", 0.0, 1.0, (settings.threshold, 1.0), step=0.01, key="score_range")
-    picked = category.multiselect("Category", categories, key="categories")
+    picked = category.multiselect("Category", load_categories(settings, since), key="categories")
     low_amount, high_amount = amount.columns(2)
     min_amount = low_amount.number_input("Amount from", min_value=0.0, value=None, key="min_amount")
     max_amount = high_amount.number_input("to", min_value=0.0, value=None, key="max_amount")
     ordering = order.radio("Order", list(ORDERS), key="order", format_func=ORDERS.get)
-    since = datetime.now(UTC) - PERIODS[chosen] if chosen in PERIODS else Filters.since
     return Filters(since, low, high, picked, min_amount, max_amount, ordering)
 
 
 def queue_section() -> None:
-    filters = filters_row(load_categories(settings))
+    filters = filters_row()
     queue = load_queue(settings, filters, [str(m.transaction_id) for m in pending.values()])
     shown = f"the first {QUEUE_LIMIT} of " if queue.waiting > QUEUE_LIMIT else ""
     st.subheader(f"Waiting for a decision: {shown}{queue.waiting:,}")
