@@ -11,7 +11,8 @@ import streamlit as st
 
 from fraudstream.config import Settings
 from fraudstream.contracts.messages import LabelMessage
-from fraudstream.ui import charts, tables
+from fraudstream.ui import tables
+from fraudstream.ui.details import transaction_details
 from fraudstream.ui.queries import DatabaseUnavailable
 from fraudstream.ui.review import (
     QUEUE_LIMIT,
@@ -30,6 +31,7 @@ PERIODS = {
     "last 24 hours": timedelta(days=1),
     "last 7 days": timedelta(days=7),
 }
+PENDING_REFRESH_S = 2
 ORDERS = {"newest": "newest first", "score": "highest score first"}
 QUEUE_COLUMNS = {
     "scored at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
@@ -43,23 +45,6 @@ analyst = st.sidebar.text_input(
 ).strip()
 pending: dict[str, LabelMessage] = st.session_state.setdefault("pending_labels", {})
 st.title("Review queue")
-
-
-def details(row: pd.Series | dict) -> None:
-    """Score, model, input fields and top reasons of one scored transaction."""
-    left, right = st.columns(2)
-    left.metric("Score", f"{row['score']:.3f}", help=f"model {row['model_version'] or 'unknown'}")
-    inputs = tables.input_fields(row["transaction"])
-    if inputs.empty:
-        left.caption("The input of this transaction was not stored.")
-    else:
-        left.table(inputs, hide_index=True)
-    ranked = tables.reasons_frame(row["reasons"])
-    right.markdown("**Top reasons** (contribution to the score)")
-    if ranked.empty:
-        right.caption("No reasons were stored for this transaction.")
-    else:
-        right.altair_chart(charts.reasons_chart(ranked))
 
 
 def decision_buttons(transaction_ids: list[str], key: str) -> None:
@@ -114,7 +99,7 @@ def search_section() -> None:
         st.markdown(
             f"**{story.transaction_id}**, {flag}, scored {story.score['scored_at']:%Y-%m-%d %H:%M:%S}"
         )
-        details(story.score)
+        transaction_details(story.score)
     if len(story.history):
         current = story.history.iloc[0]
         st.markdown(f"Decision: **{tables.decision(current['label'], current['author'])}**; its history:")
@@ -153,15 +138,18 @@ def queue_section() -> None:
     selected = st.multiselect("Transactions to decide (one or several)", ids, key="queue_selection")
     for tid in selected:
         with st.expander(tid, expanded=len(selected) == 1):
-            details(queue.rows.loc[queue.rows["transaction_id"] == tid].iloc[0])
+            transaction_details(queue.rows.loc[queue.rows["transaction_id"] == tid].iloc[0])
     decision_buttons(selected, "queue")
 
 
 def decisions_section() -> None:
-    """The decisions of this session, "recorded" once in fraud_labels, else "recorded (pending)"."""
-    if not pending:
+    """The decisions of this session, "recorded" once in fraud_labels, else "recorded (pending)";
+    re-read every few seconds while one is pending."""
+    try:
+        written = landed(settings, list(pending))
+    except DatabaseUnavailable as error:  # a timed rerun of this fragment is outside the page's try
+        st.error(f"{error}. Your decisions will show once the database is back.")
         return
-    written = landed(settings, list(pending))
     rows = [
         {
             "transaction id": str(m.transaction_id),
@@ -178,9 +166,14 @@ def decisions_section() -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
 
+def unlanded() -> bool:
+    return len(landed(settings, list(pending))) < len(pending)
+
+
 try:
     search_section()
     queue_section()
-    decisions_section()
+    if pending:
+        st.fragment(decisions_section, run_every=PENDING_REFRESH_S if unlanded() else None)()
 except DatabaseUnavailable as error:
     st.error(f"{error}. The queue will show once the database is back.")
