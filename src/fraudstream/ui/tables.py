@@ -33,9 +33,8 @@ def fraud_table(frauds: pd.DataFrame) -> pd.DataFrame:
     table = pd.concat([table, inputs.rename(columns=INPUT_SUMMARY)], axis=1)
     table["top reason"] = top
     if "label" in frauds.columns:
-        table["decision"] = [
-            decision(label, author) for label, author in zip(frauds["label"], frauds["author"], strict=True)
-        ]
+        decisions = zip(frauds["label"], frauds["author"], strict=True)
+        table["decision"] = [decision(label, author) or "not reviewed" for label, author in decisions]
     return table
 
 
