@@ -277,7 +277,7 @@ def labels_import(
     file: Annotated[
         Path, typer.Argument(exists=True, dir_okay=False, help="CSV: transaction_id,label[,at,source,note]")
     ],
-    author: Annotated[str, typer.Option(help="who imports the labels [default: the OS user]")] = "",
+    author: Annotated[str, typer.Option(help="who imports the labels (default: the OS user)")] = "",
     source: Annotated[str, typer.Option(help="source of rows without one")] = "chargeback",
 ) -> None:
     """Publish every row of FILE to the labels topic; a file with a bad row is refused whole."""

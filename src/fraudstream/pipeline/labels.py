@@ -56,24 +56,30 @@ def publish_labels(settings: Settings, labels: list[LabelMessage], progress: Pro
             failures.append(str(error))
 
     for done, label in enumerate(labels, start=1):
-        producer.produce(
-            settings.topic_labels,
-            encoder.encode(label),
-            str(label.transaction_id).encode(),
-            on_delivery=delivered,
-        )
-        producer.poll(0)
+        _produce(producer, settings.topic_labels, label, delivered)
         if progress is not None:
             progress(done, len(labels))
     remaining = producer.flush(DELIVERY_TIMEOUT_S)
-    if remaining or failures:
-        reason = (
-            failures[0]
-            if failures
-            else f"{remaining} label(s) not acknowledged in {DELIVERY_TIMEOUT_S:.0f} s"
-        )
-        raise KafkaException(reason)
+    if remaining:
+        producer.purge()  # given up on: sending them again is harmless (same label ids)
+        producer.poll(0)
+        raise KafkaException(f"{remaining} label(s) not acknowledged in {DELIVERY_TIMEOUT_S:.0f} s")
+    if failures:
+        raise KafkaException(failures[0])
     return len(labels)
+
+
+def _produce(producer: Producer, topic: str, label: LabelMessage, delivered: Callable) -> None:
+    """Queue one label, waiting for room while the local queue is full (a large file)."""
+    while True:
+        try:
+            producer.produce(
+                topic, encoder.encode(label), str(label.transaction_id).encode(), on_delivery=delivered
+            )
+            break
+        except BufferError:
+            producer.poll(0.05)
+    producer.poll(0)
 
 
 @dataclass(frozen=True)
