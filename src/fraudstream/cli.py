@@ -175,7 +175,7 @@ def detector(
 def sink(
     metrics_port: Annotated[int | None, typer.Option(help="port of /metrics and /healthz (0 = any)")] = None,
 ) -> None:
-    """Write the scoring topic into PostgreSQL fraud_scores (idempotent)."""
+    """Write the scoring topic into fraud_scores and the labels topic into fraud_labels (idempotent)."""
     from fraudstream.ops.entrypoints import run_sink
 
     run_sink(Settings(), metrics_port=metrics_port)

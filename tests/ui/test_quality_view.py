@@ -73,3 +73,16 @@ def confirmed_and_reviewed(app) -> tuple[int, int]:
     [value] = [metric.value for metric in app.metric if metric.label == "Reviewed / confirmed"]
     reviewed, confirmed = (int(number.replace(",", "")) for number in value.split(" / "))
     return confirmed, reviewed
+
+
+@pytest.mark.integration
+def test_days_over_the_alert_budget_are_counted(page, stack_env, monkeypatch):
+    monkeypatch.setenv("FRAUDSTREAM_ALERT_BUDGET", "1")
+    for seed in (44, 45):
+        insert_score(stack_env, 0.9, 1, input_rows(1, seed=seed)[0])
+
+    app = page("quality_page.py").run()
+
+    [alerts_per_day] = [metric for metric in app.metric if metric.label == "Alerts per day"]
+    assert alerts_per_day.proto.delta == "1 day(s) over the budget of 1"
+    assert "Card precision@1" in [metric.label for metric in app.metric]

@@ -38,9 +38,12 @@ def figures_row(quality: Quality) -> None:
     window = quality.window
     alerts, per_day, reviewed, precision, recall, top_k = st.columns(6)
     alerts.metric("Alerts raised", f"{window['alerts']:,}")
+    over = int(quality.daily["over_budget"].sum())
     per_day.metric(
         "Alerts per day",
         "—" if window["alerts_per_day"] is None else f"{window['alerts_per_day']:,.1f}",
+        delta=f"{over} day(s) over the budget of {budget}" if over else None,
+        delta_color="inverse",
         help=f"budget {budget}/day (FRAUDSTREAM_ALERT_BUDGET)",
     )
     reviewed.metric("Reviewed / confirmed", f"{window['reviewed']:,} / {window['confirmed']:,}")
