@@ -10,6 +10,7 @@ import urllib.request
 import uuid
 from datetime import UTC, date, datetime
 
+import asyncpg
 import orjson
 import pandas as pd
 import pytest
@@ -228,3 +229,29 @@ def test_the_sink_exports_todays_quality_as_gauges(stack_settings, services):
         metrics = reply.read().decode()
     for name in ("alerts_today", "alert_precision", "recall_estimate", "card_precision_at_k"):
         assert f"\nfraudstream_{name} " in metrics
+
+
+def test_the_ui_role_reads_labels_and_cannot_write_them(stack_settings):
+    async def attempt() -> tuple[int, str]:
+        connection = await asyncpg.connect(stack_settings.pg_reader_dsn)
+        try:
+            visible = await connection.fetchval("SELECT count(*) FROM current_labels")
+            with pytest.raises(asyncpg.InsufficientPrivilegeError) as refused:
+                await connection.execute(
+                    "INSERT INTO fraud_labels (label_id, transaction_id, label, source, author, labelled_at)"
+                    " VALUES (gen_random_uuid(), gen_random_uuid(), 1, 'analyst', 'ui', now())"
+                )
+            return visible, str(refused.value)
+        finally:
+            await connection.close()
+
+    execute(
+        stack_settings,
+        "INSERT INTO fraud_labels (label_id, transaction_id, label, source, author, labelled_at)"
+        " VALUES ($1, $2, 0, 'analyst', 'ann', now())",
+        (uuid.uuid4(), uuid.uuid4()),
+    )
+    visible, refusal = asyncio.run(attempt())
+
+    assert visible == fetch(stack_settings, "SELECT count(*) AS n FROM current_labels")[0]["n"] > 0
+    assert "permission denied for table fraud_labels" in refusal
