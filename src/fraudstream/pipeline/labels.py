@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import CommitFailedError, KafkaError
 from confluent_kafka import KafkaException, Producer
 
 from fraudstream.config import Settings
@@ -164,8 +164,16 @@ class LabelsConsumer:
             )
         await self._retry(lambda: self._dead_letters(producer, decoded.dead), "dead letters")
         offsets = {tp: batch[-1].offset + 1 for tp, batch in records.items()}
-        await self._retry(lambda: consumer.commit(offsets), "kafka commit")
+        await self._commit(consumer, offsets)
         logger.info("labels written", extra=fields(labels=len(decoded.rows), dead=len(decoded.dead)))
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
+        """Commit, unless the group rebalanced meanwhile: then the partitions' new owner reads these
+        labels again, and writing them again adds nothing (their label ids)."""
+        try:
+            await self._retry(lambda: consumer.commit(offsets), "kafka commit")
+        except CommitFailedError as error:
+            logger.warning("offsets not committed after a rebalance", extra=fields(error=repr(error)))
 
     async def _dead_letters(self, producer: AIOKafkaProducer, dead: list[tuple[ConsumerRecord, str]]) -> None:
         sends = []
@@ -199,7 +207,7 @@ class LabelsConsumer:
                 asyncpg.InterfaceError,
                 KafkaError,
             ) as error:
-                if self._stop.is_set():
+                if self._stop.is_set() or isinstance(error, CommitFailedError):  # retrying cannot help
                     raise
                 delay = RETRY_BACKOFF_S[min(failures, len(RETRY_BACKOFF_S) - 1)]
                 failures += 1
