@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
+import orjson
 import pandas as pd
 from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import wait_until
 from fraudstream.ml.model import METADATA_FILE, MODEL_FILE
+from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
 
@@ -98,3 +102,75 @@ def end_offsets(settings: Settings, topic: str) -> list[int]:
     with kafka.consumer(settings, "test-end-offsets") as reader:
         wait_for(read, 30, f"the end offsets of {topic}")
     return ends
+
+
+def read_all(settings: Settings, topic: str, expected: int) -> list[dict]:
+    """The committed messages of ``topic`` once there are ``expected`` of them: value and headers."""
+    found: list = []
+
+    def enough() -> bool:
+        found[:] = kafka.read_topic(settings, topic, f"audit-{uuid.uuid4()}", 30)
+        return len(found) >= expected
+
+    wait_for(enough, 60, f"{expected} messages in {topic}")
+    return [{"value": message.value(), "headers": dict(message.headers() or [])} for message in found]
+
+
+def execute(settings: Settings, statement: str, *rows: tuple) -> None:
+    """Run ``statement`` once per row, as the writing role."""
+
+    async def run() -> None:
+        connection = await asyncpg.connect(settings.pg_dsn)
+        try:
+            await connection.executemany(statement, rows)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
+def fetch(settings: Settings, query: str, *arguments: object) -> list[dict]:
+    async def run() -> list[asyncpg.Record]:
+        connection = await asyncpg.connect(settings.pg_dsn)
+        try:
+            return await connection.fetch(query, *arguments)
+        finally:
+            await connection.close()
+
+    return [dict(row) for row in asyncio.run(run())]
+
+
+def labels_of(settings: Settings, transaction_id: uuid.UUID) -> list[dict]:
+    return fetch(
+        settings,
+        "SELECT label, source, author, note FROM fraud_labels WHERE transaction_id = $1 ORDER BY id",
+        transaction_id,
+    )
+
+
+def input_rows(count: int, seed: int) -> list[dict]:
+    """``count`` generated input rows (the 17 columns) as dicts."""
+    return transactions(count, seed=seed).to_dict("records")
+
+
+def insert_score(
+    settings: Settings,
+    score: float,
+    flag: int,
+    row: dict | None,
+    scored_at: datetime | None = None,
+    reasons: list[dict] | None = None,
+) -> uuid.UUID:
+    """A fraud_scores row written directly (scored now unless ``scored_at``); its transaction id."""
+    transaction_id = uuid.uuid4()
+    execute(
+        settings,
+        "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, model_version, reasons, transaction,"
+        " scored_at) VALUES ($1, $2, $3, 'test', $4::jsonb, $5::jsonb, coalesce($6, now()))",
+        (transaction_id, score, flag, _json(reasons), _json(row), scored_at),
+    )
+    return transaction_id
+
+
+def _json(value: object) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -179,7 +181,7 @@ def detector(
 def sink(
     metrics_port: Annotated[int | None, typer.Option(help="port of /metrics and /healthz (0 = any)")] = None,
 ) -> None:
-    """Write the scoring topic into PostgreSQL fraud_scores (idempotent)."""
+    """Write the scoring topic into fraud_scores and the labels topic into fraud_labels (idempotent)."""
     from fraudstream.ops.entrypoints import run_sink
 
     run_sink(Settings(), metrics_port=metrics_port)
@@ -274,6 +276,73 @@ def bench(
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2))
+
+
+labels_app = typer.Typer(help="Decisions on transactions: import late labels, export training data.")
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("import")
+def labels_import(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: transaction_id,label[,at,source,note]")
+    ],
+    author: Annotated[str, typer.Option(help="who imports the labels (default: the OS user)")] = "",
+    source: Annotated[str, typer.Option(help="source of rows without one")] = "chargeback",
+) -> None:
+    """Publish every row of FILE to the labels topic; a file with a bad row is refused whole."""
+    from confluent_kafka import KafkaException
+
+    from fraudstream.contracts.labels import Defaults, LabelFileError, read_label_file
+    from fraudstream.pipeline.labels import publish_labels
+
+    try:
+        defaults = Defaults(source, author or _os_user(), datetime.now(UTC))
+        labels = read_label_file(file.read_text(), defaults)
+    except (LabelFileError, UnicodeDecodeError) as error:
+        raise _fail(f"{file}: {error}") from error
+    settings = Settings()
+    with _progress() as progress:
+        task = progress.add_task("sending", total=len(labels))
+        try:
+            sent = publish_labels(settings, labels, lambda done, _: progress.update(task, completed=done))
+        except KafkaException as error:
+            raise _fail(
+                f"Kafka did not acknowledge the labels: {error}; importing again is harmless"
+            ) from error
+    console.print(f"sent {sent} label(s) to {settings.topic_labels}")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return f"uid-{os.getuid()}"
+
+
+@labels_app.command("export")
+def labels_export(
+    out: Annotated[Path, typer.Argument(dir_okay=False, help="CSV to write (input columns + target)")],
+    since: Annotated[datetime, typer.Option(help="labelled at or after (UTC when no zone)")] = datetime(
+        1970, 1, 1
+    ),
+) -> None:
+    """Write the labelled transactions with their input, in the training format, for retraining."""
+    import asyncpg
+
+    from fraudstream.pipeline.label_export import export_labels
+
+    moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+    try:
+        report = export_labels(Settings(), moment, out)
+    except (OSError, asyncpg.PostgresError) as error:
+        raise _fail(f"export failed: {error}") from error
+    console.print(f"wrote {report.written} labelled transaction(s) ({report.frauds} fraud) to {out}")
+    if report.skipped:
+        console.print(
+            f"[yellow]skipped {len(report.skipped)}[/] labelled transaction(s) whose input is not stored,"
+            f" e.g. {', '.join(report.skipped[:3])}"
+        )
 
 
 def _print_bench(result: dict) -> None:

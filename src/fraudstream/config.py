@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention of the data topics")
     detector_group: str = "fraudstream-detector"
     sink_group: str = "fraudstream-sink"
+    topic_labels: str = Field("labels", description="decisions on transactions (analysts, chargebacks)")
+    labels_group: str = Field("fraudstream-labels", description="the sink's consumer of `labels`")
 
     # PostgreSQL
     pg_host: str = "localhost"
@@ -63,6 +65,11 @@ class Settings(BaseSettings):
     # Detector micro-batches
     batch_max_messages: int = Field(5000, ge=1)
     batch_timeout_ms: int = Field(100, ge=1, description="how long an idle detector waits for a message")
+
+    # Review and live quality
+    alert_budget: int = Field(
+        100, ge=1, description="alerts the analysts can review per day; k of precision@k"
+    )
 
     # Local mode
     data_dir: Path = Field(Path(".data"), description="Kafka and PostgreSQL data of `fraudstream up`")
@@ -107,6 +114,10 @@ class Settings(BaseSettings):
         """The detector's compacted changelog of per-customer feature state."""
         return f"{self.detector_group}-state-changelog"
 
+    @property
+    def dlq_labels(self) -> str:
+        return f"{self.topic_labels}.dlq"
+
     def scoped(self, prefix: str) -> Settings:
         """A copy with topics and consumer groups of its own, for benchmarks and tests on a shared broker."""
         return self.model_copy(
@@ -115,6 +126,8 @@ class Settings(BaseSettings):
                 "topic_scoring": f"{prefix}.scoring",
                 "detector_group": f"{prefix}-detector",
                 "sink_group": f"{prefix}-sink",
+                "topic_labels": f"{prefix}.labels",
+                "labels_group": f"{prefix}-labels",
             }
         )
 

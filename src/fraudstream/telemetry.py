@@ -128,7 +128,23 @@ class Readiness:
         }
 
 
-def serve(port: int, readiness: Readiness) -> ThreadingHTTPServer:
+@dataclass
+class ReadinessGroup:
+    """One process's readiness made of several consumers: the main one's report at the top level,
+    each other one's under its name; ready only when all are."""
+
+    main: Readiness
+    parts: dict[str, Readiness]
+
+    def report(self) -> dict[str, object]:
+        body = self.main.report()
+        for name, part in self.parts.items():
+            body[name] = part.report()
+            body["ready"] = body["ready"] and part.connected
+        return body
+
+
+def serve(port: int, readiness: Readiness | ReadinessGroup) -> ThreadingHTTPServer:
     """Serve /metrics and /healthz on ``port`` (0 = any free port) in a daemon thread."""
     handler = _handler(readiness.report)
     server = ThreadingHTTPServer(("0.0.0.0", port), handler)

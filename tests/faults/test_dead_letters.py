@@ -6,14 +6,14 @@ import uuid
 
 import orjson
 import pytest
-from confluent_kafka import Message, Producer
+from confluent_kafka import Producer
 
 from fraudstream.config import Settings
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
-from tests.helpers import count_rows, running_pipeline, wait_for
+from tests.helpers import count_rows, read_all, running_pipeline, wait_for
 from tests.message_corpus import labelled_corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -76,15 +76,3 @@ def test_malformed_score_messages_land_in_the_scoring_dlq(scoped):
         assert all(m["headers"]["error"] for m in dead)
     finally:
         sink.stop()
-
-
-def read_all(settings: Settings, topic: str, expected: int) -> list[dict]:
-    """The committed messages of ``topic`` once there are ``expected`` of them: value and headers."""
-    found: list[Message] = []
-
-    def enough() -> bool:
-        found[:] = kafka.read_topic(settings, topic, f"audit-{uuid.uuid4()}", 30)
-        return len(found) >= expected
-
-    wait_for(enough, 60, f"{expected} messages in {topic}")
-    return [{"value": message.value(), "headers": dict(message.headers() or [])} for message in found]

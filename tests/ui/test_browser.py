@@ -1,17 +1,20 @@
 """End to end in headless Chromium: `fraudstream ui` as a real process, with the detector and sink running.
 
 Uploads the seed's file, sends it, waits for its 90 scores, shows the results and saves the screenshot
-that the README shows (docs/screenshot-results.png).
+that the README shows (docs/screenshot-results.png). An analyst reviews two transactions in the queue
+(docs/screenshot-review.png) and their labels reach fraud_labels through the sink's labels consumer.
 """
 
 from __future__ import annotations
 
 import os
 import urllib.request
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import pytest
@@ -23,21 +26,27 @@ from fraudstream.infra.process import free_port
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.ui.queries import load_results
 from tests.bad_files import BAD_FILES
-from tests.helpers import wait_for, with_fresh_customers
+from tests.helpers import input_rows, insert_score, labels_of, wait_for, with_fresh_customers
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshot-results.png"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+REASONS = [
+    {"feature": "amount", "contribution": 2.1},
+    {"feature": "hour", "contribution": 1.2},
+    {"feature": "cat_id", "contribution": 0.4},
+]
 
 
-def _screenshot_path(tmp_path: Path) -> Path:
+def _screenshot_path(tmp_path: Path, name: str = "screenshot-results.png") -> Path:
     """The README's screenshot when asked for (UPDATE_SCREENSHOT=1), else a throwaway one."""
-    return SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / SCREENSHOT.name
+    return DOCS / name if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / name
 
 
 TIMEOUT_MS = 30_000
+T = TypeVar("T")
 
 
 def _scored(settings: Settings) -> int:
@@ -148,3 +157,65 @@ def test_bad_files_are_listed_as_refused_with_their_reasons(browser_page, tmp_pa
             for word in words:
                 expect(alert.filter(has_text=word)).to_have_count(1)
         expect(page.get_by_text("Traceback")).to_have_count(0)
+
+
+def _in_thread(function: Callable[..., T], *args: object, **kwargs: object) -> T:
+    """``function`` run in a thread of its own: Playwright's loop runs in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(function, *args, **kwargs).result()
+
+
+def _labels(settings: Settings, transaction_id: uuid.UUID) -> list[dict]:
+    return _in_thread(labels_of, settings, transaction_id)
+
+
+def test_an_analyst_marks_one_transaction_fraud_and_one_legitimate(
+    stack_settings, services, ui_url, browser_page, tmp_path
+):
+    rows = [{**row, "cat_id": "shopping_net"} for row in input_rows(3, seed=51)]
+    fraud, legitimate, _ = (
+        _in_thread(insert_score, stack_settings, score, 1, row, reasons=REASONS)
+        for score, row in zip([0.96, 0.88, 0.74], rows, strict=True)
+    )
+    page = browser_page
+
+    page.goto(ui_url)
+    page.get_by_role("link", name="Review queue").click()
+    analyst = page.get_by_label("Analyst", exact=True)
+    analyst.fill("Dana Reviewer")
+    analyst.press("Enter")
+    selection = page.get_by_test_id("stMultiSelect").filter(has_text="Transactions to decide")
+    selection.locator("input").fill(str(fraud))
+    page.get_by_role("option", name=str(fraud)).click()
+    page.keyboard.press("Escape")
+    expect(page.get_by_test_id("stExpander").filter(has_text=str(fraud))).to_be_visible()
+    expect(page.get_by_text("Top reasons")).to_be_visible()
+    page.get_by_label("Note (optional)").last.fill("card reported stolen")
+    page.get_by_label("Note (optional)").last.press("Enter")
+    page.wait_for_timeout(1000)  # let the charts finish drawing
+    page.screenshot(path=_screenshot_path(tmp_path, "screenshot-review.png"), full_page=True)
+    page.get_by_role("button", name="Mark fraud").last.click()
+    expect(page.get_by_text("Your decisions")).to_be_visible()
+
+    page.get_by_label("Search by transaction id").fill(str(legitimate))
+    page.get_by_label("Search by transaction id").press("Enter")
+    expect(page.get_by_text(f"{legitimate}, flagged as fraud")).to_be_visible()
+    page.get_by_role("button", name="Mark legitimate").first.click()
+
+    for transaction_id in (fraud, legitimate):
+        wait_for(lambda t=transaction_id: _labels(stack_settings, t), 30, "the labels", services["sink"])
+    assert _labels(stack_settings, fraud) == [
+        {"label": 1, "source": "analyst", "author": "Dana Reviewer", "note": "card reported stolen"}
+    ]
+    assert _labels(stack_settings, legitimate) == [
+        {"label": 0, "source": "analyst", "author": "Dana Reviewer", "note": None}
+    ]
+    decisions = page.locator("[role=gridcell]")  # the grid's accessible copy (drawn on a canvas)
+    for decision in ("fraud (Dana Reviewer)", "legitimate (Dana Reviewer)"):
+        expect(decisions.filter(has_text=decision)).to_have_count(1)
+
+    page.get_by_role("link", name="Live quality").click()
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(2)
+    expect(page.get_by_text("Precision (estimated)")).to_be_visible()
+    page.wait_for_timeout(1000)  # let the charts finish drawing
+    page.screenshot(path=_screenshot_path(tmp_path, "screenshot-quality.png"), full_page=True)

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 from fraudstream.config import DEFAULT_MODEL_PATH, Settings
 from fraudstream.ui import queries
-from tests.helpers import model_with_threshold
+from tests.helpers import execute, model_with_threshold
 from tests.ui.conftest import Page
 
 FLAGGED_INPUT = {"transaction_time": "2019-09-14 02:46", "amount": 1234.5, "merch": "fraud_Kub"}
@@ -90,6 +90,23 @@ def test_the_view_shows_totals_recent_frauds_details_and_histogram(page, stack_e
     specs = [chart.proto.spec for chart in app.get("vega_lite_chart")]
     assert len(specs) == 3  # reasons, histogram, throughput
     assert '"feature"' in specs[0] and '"extent": [0, 1]' in specs[1] and '"bucket"' in specs[2]
+
+
+@pytest.mark.integration
+def test_the_table_shows_the_decision_and_who_made_it(page, stack_env):
+    undecided, _ = insert_scores(stack_env)
+    flagged, _ = insert_scores(stack_env)
+    execute(
+        stack_env,
+        "INSERT INTO fraud_labels (label_id, transaction_id, label, source, author, labelled_at)"
+        " VALUES ($1, $2, 1, 'analyst', 'ann', now())",
+        (uuid.uuid4(), uuid.UUID(flagged)),
+    )
+
+    table = show_results(page).dataframe[0].value.set_index("transaction id")
+
+    assert table.loc[flagged, "decision"] == "fraud (ann)"
+    assert table.loc[undecided, "decision"] == "not reviewed"
 
 
 @pytest.mark.integration

@@ -1,9 +1,10 @@
-"""Progress lines sum the batches of an interval and start again from zero."""
+"""Progress lines sum the batches of an interval and start again from zero; a process of several
+consumers is ready only when all are."""
 
 from __future__ import annotations
 
 from fraudstream import telemetry
-from fraudstream.telemetry import ProgressWindow
+from fraudstream.telemetry import ProgressWindow, Readiness, ReadinessGroup
 
 
 def test_a_progress_window_sums_its_batches_and_resets_when_drained() -> None:
@@ -31,3 +32,18 @@ def test_a_window_is_due_once_its_interval_has_passed_and_again_after_a_drain(mo
         due.append(window.due())
 
     assert due == [False, True, True, False, True]
+
+
+def test_a_readiness_group_is_ready_only_when_every_part_is() -> None:
+    sink, labels = Readiness(), Readiness()
+    group = ReadinessGroup(sink, {"labels": labels})
+    sink.batch_done()
+
+    report = group.report()
+    assert report["ready"] is False and report["detail"] == "ok"
+    assert report["labels"] == {
+        "ready": False, "assigned_partitions": [], "last_batch_age_s": None, "detail": "starting"
+    }  # fmt: skip
+
+    labels.batch_done()
+    assert group.report()["ready"] is True

@@ -5,12 +5,16 @@
   ``model_version``, ``produced_at`` (ms since epoch of the input's Kafka timestamp) and ``input``: the
   input message exactly as received, so that every scored transaction is stored with its input (the
   analyst's view, rule backtests, label exports for retraining) without the detector re-encoding it.
+- ``labels``: ``{"label_id", "transaction_id", "label": 0|1, "source", "author", "at", "note"}``, a
+  decision on a transaction (an analyst's review, a chargeback, ...); ``label_id`` is derived from the
+  other fields but the note (``label_identity``), so the same decision sent twice is one decision.
 - dead letters: the original bytes, with the reason and the source position in headers.
 """
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 import msgspec
@@ -79,11 +83,51 @@ class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     input: ReceivedInput | None = None
 
 
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: such a label would never be written
+
+
+class LabelMessage(msgspec.Struct, frozen=True):
+    """A decision on a transaction: ``label`` 1 = fraud, 0 = legitimate; ``at`` carries its time zone."""
+
+    label_id: uuid.UUID
+    transaction_id: uuid.UUID
+    label: Annotated[int, Meta(ge=0, le=1)]
+    source: Annotated[str, Meta(min_length=1, max_length=50, pattern=NO_NUL)]
+    author: Annotated[str, Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+    at: Annotated[datetime, Meta(tz=True)]
+    note: Annotated[str, Meta(max_length=2000, pattern=NO_NUL)] | None = None
+
+
+LABEL_NAMESPACE = uuid.UUID("8f0c6f0e-5a0b-4d38-9a51-2f3c1d7e4b60")
+
+
+def label_identity(
+    transaction_id: uuid.UUID, label: int, source: str, author: str, at: datetime
+) -> uuid.UUID:
+    """The deterministic id of a decision: who decided what about which transaction, and when."""
+    when = at.astimezone(UTC).isoformat(timespec="microseconds")
+    return uuid.uuid5(LABEL_NAMESPACE, f"{transaction_id}|{label}|{source}|{author}|{when}")
+
+
+def new_label(
+    transaction_id: uuid.UUID, label: int, source: str, author: str, at: datetime, note: str | None = None
+) -> LabelMessage:
+    """A label message with its identity filled in, checked as the labels consumer will check it.
+
+    Raises BadMessage (a ValueError) saying which field is out of bounds.
+    """
+    identity = label_identity(transaction_id, label, source, author, at)
+    return decode_label(
+        encoder.encode(LabelMessage(identity, transaction_id, label, source, author, at, note or None))
+    )
+
+
 if tuple(TransactionData.__struct_fields__) != INPUT_COLUMNS:
     raise SchemaMismatch("TransactionData's fields are not schema.INPUT_COLUMNS, in that order")
 
 transaction_decoder = msgspec.json.Decoder(TransactionMessage)
 score_decoder = msgspec.json.Decoder(ScoreMessage | list[ScoreMessage])
+label_decoder = msgspec.json.Decoder(LabelMessage)
 encoder = msgspec.json.Encoder()
 
 
@@ -125,6 +169,17 @@ def decode_score(value: bytes | None) -> ScoreMessage:
             raise BadMessage(f"a list of {len(decoded)} score records; expected one")
         return decoded[0]
     return decoded
+
+
+def decode_label(value: bytes | None) -> LabelMessage:
+    """A label message whose ``label_id`` matches its content (a mismatch would defeat deduplication)."""
+    message = _decode(label_decoder, value)
+    expected = label_identity(
+        message.transaction_id, message.label, message.source, message.author, message.at
+    )
+    if message.label_id != expected:
+        raise BadMessage(f"label_id {message.label_id} does not match its content (expected {expected})")
+    return message
 
 
 def dead_letter_headers(reason: str, topic: str, partition: int, offset: int) -> list[tuple[str, bytes]]:

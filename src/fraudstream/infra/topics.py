@@ -30,6 +30,8 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_scoring, n, data),
         TopicSpec(settings.dlq_transactions, n, data),
         TopicSpec(settings.dlq_scoring, n, data),
+        TopicSpec(settings.topic_labels, n, data),
+        TopicSpec(settings.dlq_labels, n, data),
         TopicSpec(settings.topic_state, n, changelog),
     ]
 

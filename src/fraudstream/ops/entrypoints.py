@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from fraudstream.config import Settings
 from fraudstream.logs import fields, setup_logging
-from fraudstream.telemetry import serve
+from fraudstream.telemetry import ReadinessGroup, serve
 
 if TYPE_CHECKING:
     from fraudstream.ml.model import FraudModel
@@ -52,19 +52,26 @@ def scoring_settings(settings: Settings, model: FraudModel) -> Settings:
 
 
 def run_sink(settings: Settings, metrics_port: int | None = None) -> None:
+    """The sink, and beside it in the same process the labels consumer and the quality gauges."""
+    from fraudstream.pipeline.labels import LabelsConsumer
+    from fraudstream.pipeline.quality import QualityGauges
     from fraudstream.pipeline.sink import Sink
 
     setup_logging("sink", settings.log_dir)
-    sink = Sink(settings)
+    sink, labels, gauges = Sink(settings), LabelsConsumer(settings), QualityGauges(settings)
     port = settings.sink_metrics_port if metrics_port is None else metrics_port
-    serve(port, sink.readiness)
+    serve(port, ReadinessGroup(sink.readiness, {"labels": labels.readiness}))
     logger.info("telemetry", extra=fields(port=port))
+
+    def stop() -> None:
+        for component in (sink, labels, gauges):
+            component.stop()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, sink.stop)
-        await sink.run()
+            loop.add_signal_handler(signum, stop)
+        await asyncio.gather(sink.run(), labels.run(), gauges.run())
 
     freeze_startup_objects()
     asyncio.run(main())

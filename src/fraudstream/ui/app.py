@@ -1,4 +1,4 @@
-"""The Streamlit interface's entry point: three pages, each a script next to this one."""
+"""The Streamlit interface's entry point: five pages, each a script next to this one."""
 
 from pathlib import Path
 
@@ -13,6 +13,8 @@ page = st.navigation(
             HERE / "upload_page.py", title="Upload transactions", icon=":material/upload_file:", default=True
         ),
         st.Page(HERE / "results_page.py", title="Results", icon=":material/monitoring:"),
+        st.Page(HERE / "review_page.py", title="Review queue", icon=":material/fact_check:"),
+        st.Page(HERE / "quality_page.py", title="Live quality", icon=":material/query_stats:"),
         st.Page(HERE / "kafka_page.py", title="Kafka", icon=":material/hub:"),
     ]
 )

@@ -1,4 +1,4 @@
-"""The results view's charts, as Altair specs built from the frames of ``queries``."""
+"""The UI's charts, as Altair specs built from the frames the pages read."""
 
 from __future__ import annotations
 
@@ -50,5 +50,48 @@ def reasons_chart(reasons: pd.DataFrame) -> alt.Chart:
             x=alt.X("contribution:Q"),
             y=alt.Y("feature:N", sort="-x", title=None),
             color=alt.condition("datum.contribution > 0", alt.value("#d62728"), alt.value("#1f77b4")),
+        )
+    )
+
+
+def daily_counts_chart(daily: pd.DataFrame, budget: int) -> alt.LayerChart:
+    """Alerts raised, reviewed and confirmed per day, with the alert budget as a horizontal rule."""
+    counts = daily.melt(id_vars="day", value_vars=["alerts", "reviewed", "confirmed"], var_name="figure")
+    lines = (
+        alt.Chart(counts)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:T", title="day (UTC)", axis=alt.Axis(format="%b %d")),
+            y=alt.Y("value:Q", title="transactions"),
+            color=alt.Color("figure:N", sort=["alerts", "reviewed", "confirmed"]),
+            tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "figure:N", "value:Q"],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"budget": [budget]}))
+        .mark_rule(color="red", strokeDash=[4, 4])
+        .encode(y="budget:Q", tooltip=["budget:Q"])
+    )
+    return alt.layer(lines, rule)
+
+
+def daily_rates_chart(daily: pd.DataFrame) -> alt.Chart:
+    """Precision, recall estimate and card precision at k per day, on [0, 1]; days without labels
+    for a figure have no point for it."""
+    rates = daily.melt(
+        id_vars="day", value_vars=["precision", "recall", "card_precision_at_k"], var_name="figure"
+    ).dropna(subset=["value"])
+    return (
+        alt.Chart(rates)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("day:T", title="day (UTC)", axis=alt.Axis(format="%b %d")),
+            y=alt.Y("value:Q", title="share", scale=alt.Scale(domain=[0, 1])),
+            color=alt.Color("figure:N", sort=["precision", "recall", "card_precision_at_k"]),
+            tooltip=[
+                alt.Tooltip("day:T", format="%Y-%m-%d"),
+                "figure:N",
+                alt.Tooltip("value:Q", format=".3f"),
+            ],
         )
     )

@@ -7,7 +7,9 @@ Each query is a coroutine taking a connection, so one connection serves a whole 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 import orjson
@@ -21,7 +23,10 @@ HISTOGRAM_ROWS = 100
 THROUGHPUT_BUCKET_S = 10
 THROUGHPUT_WINDOW_S = 10 * 60
 
-FRAUD_COLUMNS = ["scored_at", "transaction_id", "score", "model_version", "reasons", "transaction"]
+FRAUD_COLUMNS = [
+    "scored_at", "transaction_id", "score", "model_version", "reasons", "transaction", "label", "author",
+]  # fmt: skip
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -47,10 +52,12 @@ class Results:
 
 
 async def recent_frauds(connection: asyncpg.Connection, limit: int = RECENT_FRAUDS) -> pd.DataFrame:
-    """The ``limit`` most recently scored flagged transactions, newest first, with reasons and input."""
+    """The ``limit`` most recently scored flagged transactions, newest first, with reasons, input and
+    current decision."""
     rows = await connection.fetch(
-        "SELECT scored_at, transaction_id::text AS transaction_id, score, model_version, reasons, transaction"
-        " FROM fraud_scores WHERE fraud_flag = 1 ORDER BY scored_at DESC LIMIT $1",
+        "SELECT scored_at, transaction_id::text AS transaction_id, score, model_version, reasons,"
+        " transaction, l.label, l.author FROM fraud_scores LEFT JOIN current_labels l USING (transaction_id)"
+        " WHERE fraud_flag = 1 ORDER BY scored_at DESC LIMIT $1",
         limit,
     )
     return pd.DataFrame([dict(row) for row in rows], columns=FRAUD_COLUMNS)
@@ -94,32 +101,42 @@ async def throughput(
     return pd.DataFrame([dict(row) for row in rows], columns=["bucket", "rows"])
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """A connection as the read-only role, jsonb decoded to Python values."""
     connection = await asyncpg.connect(settings.pg_reader_dsn, timeout=CONNECT_TIMEOUT_S)
     await connection.set_type_codec("jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog")
     return connection
 
 
-async def _load(settings: Settings) -> Results:
-    connection = await _connect(settings)
-    try:
-        return Results(
-            totals=await totals(connection),
-            frauds=await recent_frauds(connection),
-            scores=await recent_scores(connection),
-            throughput=await throughput(connection),
-        )
-    finally:
-        await connection.close()
+async def _load(connection: asyncpg.Connection) -> Results:
+    return Results(
+        totals=await totals(connection),
+        frauds=await recent_frauds(connection),
+        scores=await recent_scores(connection),
+        throughput=await throughput(connection),
+    )
 
 
 def load_results(settings: Settings) -> Results:
-    """Everything the results view shows, read over one connection.
+    """Everything the results view shows, read over one connection."""
+    return read(settings, _load)
 
-    Raises DatabaseUnavailable when PostgreSQL is down, refuses the login, or lacks ``fraud_scores``.
+
+def read(settings: Settings, queries: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run ``queries`` over one read-only connection.
+
+    Raises DatabaseUnavailable when PostgreSQL is down, refuses the login, or lacks a table.
     """
+
+    async def run() -> T:
+        connection = await connect(settings)
+        try:
+            return await queries(connection)
+        finally:
+            await connection.close()
+
     try:
-        return asyncio.run(_load(settings))
+        return asyncio.run(run())
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # TimeoutError is an OSError
         where = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
         reason = str(error) or repr(error)

@@ -6,6 +6,7 @@ import streamlit as st
 from fraudstream.config import Settings
 from fraudstream.ml.model import Threshold, read_metadata, resolve_threshold
 from fraudstream.ui import charts, tables
+from fraudstream.ui.details import transaction_details
 from fraudstream.ui.queries import (
     HISTOGRAM_ROWS,
     RECENT_FRAUDS,
@@ -46,19 +47,7 @@ def frauds_section(results: Results) -> None:
         return
     chosen = st.selectbox("Details of", results.frauds["transaction_id"], key="fraud_detail")
     detail = results.frauds.loc[results.frauds["transaction_id"] == chosen].iloc[0]
-    fields, reasons = st.columns(2)
-    fields.metric("Score", f"{detail['score']:.3f}", help=f"model {detail['model_version'] or 'unknown'}")
-    inputs = tables.input_fields(detail["transaction"])
-    if inputs.empty:
-        fields.caption("The input of this transaction was not stored.")
-    else:
-        fields.table(inputs, hide_index=True)
-    ranked = tables.reasons_frame(detail["reasons"])
-    reasons.markdown("**Top reasons** (contribution to the score)")
-    if ranked.empty:
-        reasons.caption("No reasons were stored for this transaction.")
-    else:
-        reasons.altair_chart(charts.reasons_chart(ranked))
+    transaction_details(detail)
 
 
 def threshold_in_use() -> Threshold | None:

@@ -9,6 +9,7 @@ import pandas as pd
 from fraudstream.contracts.schema import INPUT_COLUMNS
 
 INPUT_SUMMARY = {"amount": "amount", "merch": "merchant", "cat_id": "category"}
+LABEL_NAMES = {0: "legitimate", 1: "fraud"}
 
 
 def reasons_frame(reasons: list[dict[str, Any]] | None) -> pd.DataFrame:
@@ -18,7 +19,8 @@ def reasons_frame(reasons: list[dict[str, Any]] | None) -> pd.DataFrame:
 
 
 def fraud_table(frauds: pd.DataFrame) -> pd.DataFrame:
-    """One line per flagged transaction: when, which, its score, a summary of its input, its top reason."""
+    """One line per flagged transaction: when, which, its score, a summary of its input, its top reason,
+    and its current decision with who made it (when the frame has ``label`` and ``author``)."""
     inputs = pd.DataFrame([row or {} for row in frauds["transaction"]], columns=list(INPUT_SUMMARY))
     top = [_top_reason(reasons) for reasons in frauds["reasons"]]
     table = pd.DataFrame(
@@ -30,7 +32,17 @@ def fraud_table(frauds: pd.DataFrame) -> pd.DataFrame:
     )
     table = pd.concat([table, inputs.rename(columns=INPUT_SUMMARY)], axis=1)
     table["top reason"] = top
+    if "label" in frauds.columns:
+        decisions = zip(frauds["label"], frauds["author"], strict=True)
+        table["decision"] = [decision(label, author) or "not reviewed" for label, author in decisions]
     return table
+
+
+def decision(label: object, author: object) -> str | None:
+    """ "fraud (ann)", "legitimate (chargeback import by bob)"...; None when not decided."""
+    if label is None or pd.isna(label):
+        return None
+    return f"{LABEL_NAMES[int(label)]} ({author})"
 
 
 def _top_reason(reasons: list[dict[str, Any]] | None) -> str | None:

@@ -1,0 +1,96 @@
+"""The review queue page: against the session's real stack (the sink writes the labels), and with nothing."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.helpers import input_rows, insert_score, labels_of, wait_for
+
+
+def flagged_in_category(settings, category: str, scores: list[float]) -> list[str]:
+    """Flagged transactions of a category of their own, scored now; their ids."""
+    rows = input_rows(len(scores), seed=31)
+    return [
+        str(insert_score(settings, score, 1, {**row, "cat_id": category}))
+        for score, row in zip(scores, rows, strict=True)
+    ]
+
+
+def queue_ids(app: AppTest) -> list[str]:
+    return app.dataframe[0].value["transaction id"].tolist()
+
+
+def test_with_the_database_down_the_page_says_so(page, nothing_env):
+    app = page("review_page.py").run()
+
+    assert not app.exception
+    assert "unavailable" in app.error[0].value
+
+
+def test_a_search_for_something_that_is_not_a_transaction_id_says_so(page, nothing_env):
+    app = page("review_page.py").run()
+    app.text_input(key="search").input("12345").run()
+
+    assert not app.exception
+    assert app.error[0].value.startswith("'12345' is not a transaction id: transaction ids are UUIDs")
+
+
+@pytest.mark.integration
+def test_an_analyst_marks_two_selected_transactions_fraud_and_they_leave_the_queue(page, stack_env, services):
+    category = f"review_{uuid.uuid4().hex[:6]}"
+    low, high = flagged_in_category(stack_env, category, [0.81, 0.97])
+    app = page("review_page.py").run()
+    app.multiselect(key="categories").set_value([category]).run()
+    app.radio(key="order").set_value("score").run()
+    assert queue_ids(app) == [high, low]
+    assert app.dataframe[0].value["category"].tolist() == [category, category]
+    assert app.button(key="mark-1-queue").disabled  # no analyst, no selection
+
+    app.sidebar.text_input(key="analyst").input("Ann Analyst").run()
+    app.multiselect(key="queue_selection").set_value([high, low]).run()
+    assert app.button(key="mark-1-queue").label == "Mark fraud (2)"
+    app.text_input(key="note-queue").input("same card, two shops").run()
+    app.button(key="mark-1-queue").click().run()
+
+    assert not app.exception and not app.error
+    assert queue_ids(app) == []
+    decisions = app.dataframe[1].value
+    assert set(decisions["transaction id"]) == {high, low}
+    assert set(decisions["decision"]) == {"fraud (Ann Analyst)"}
+    for transaction_id in (high, low):
+        wait_for(
+            lambda t=transaction_id: labels_of(stack_env, uuid.UUID(t)), 30, "the labels", services["sink"]
+        )
+        assert labels_of(stack_env, uuid.UUID(transaction_id)) == [
+            {"label": 1, "source": "analyst", "author": "Ann Analyst", "note": "same card, two shops"}
+        ]
+    app.run()
+    assert all(state.startswith("recorded ") for state in app.dataframe[1].value["state"])
+    assert queue_ids(app) == []
+
+
+@pytest.mark.integration
+def test_a_search_shows_the_transaction_with_its_decision_history(page, stack_env, services):
+    [transaction_id] = flagged_in_category(stack_env, "search_test", [0.9])
+    app = page("review_page.py").run()
+    app.sidebar.text_input(key="analyst").input("Bob").run()
+    app.text_input(key="search").input(transaction_id).run()
+    assert app.metric[0].value == "0.900"
+    app.button(key="mark-0-search").click().run()
+
+    wait_for(lambda: labels_of(stack_env, uuid.UUID(transaction_id)), 30, "the label", services["sink"])
+    app.run()
+    assert any("Decision: **legitimate (Bob)**" in markdown.value for markdown in app.markdown)
+    assert app.dataframe[0].value[["label", "author"]].values.tolist() == [[0, "Bob"]]
+
+
+@pytest.mark.integration
+def test_a_search_for_an_unknown_transaction_says_no_score_yet(page, stack_env):
+    app = page("review_page.py").run()
+    app.text_input(key="search").input(str(uuid.uuid4())).run()
+
+    assert not app.exception
+    assert app.info[0].value == "No score for this transaction yet."
