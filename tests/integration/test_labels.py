@@ -14,15 +14,16 @@ import asyncpg
 import orjson
 import pandas as pd
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from fraudstream.config import Settings
-from fraudstream.contracts.messages import ScoreMessage, encoder, new_label
+from fraudstream.contracts.messages import ReceivedInput, ScoreMessage, encoder, new_label
 from fraudstream.contracts.schema import INPUT_COLUMNS, TARGET_COLUMN
+from fraudstream.pipeline import kafka
 from fraudstream.pipeline.labels import publish_labels
 from fraudstream.pipeline.quality import QualityGauges, load_quality
 from fraudstream.ui.queries import read, recent_frauds
-from tests.helpers import execute, fetch, input_rows, insert_score, labels_of, read_all, wait_for
+from tests.helpers import end_offsets, execute, fetch, input_rows, insert_score, labels_of, read_all, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,15 +33,6 @@ def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fraudstream", "labels", *args], env=env, capture_output=True, text=True
     )
-
-
-def end_offsets(settings: Settings, topic: str) -> list[int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "offsets"})
-    try:
-        partitions = range(settings.topic_partitions)
-        return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions]
-    finally:
-        consumer.close()
 
 
 def test_the_same_label_twice_is_one_row_of_history(stack_settings, services):
@@ -64,8 +56,11 @@ def test_a_label_before_its_score_is_kept_and_joined_when_the_score_arrives(stac
     wait_for(lambda: labels_of(stack_settings, transaction_id), 30, "the early label", services["sink"])
     assert not fetch(stack_settings, "SELECT 1 FROM fraud_scores WHERE transaction_id = $1", transaction_id)
 
-    score = ScoreMessage(transaction_id, 0.93, 1, model_version="test", transaction=input_rows(1, seed=5)[0])
-    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap_servers})
+    row = {"transaction_id": str(transaction_id), "data": input_rows(1, seed=5)[0]}
+    score = ScoreMessage(
+        transaction_id, 0.93, 1, model_version="test", input=ReceivedInput(orjson.dumps(row))
+    )
+    producer = Producer(kafka.producer_config(stack_settings))
     producer.produce(stack_settings.topic_scoring, encoder.encode(score))
     producer.flush(10)
 
@@ -84,7 +79,7 @@ def test_a_malformed_label_lands_in_the_labels_dlq_with_its_reason(stack_setting
         encoder.encode({**orjson.loads(encoder.encode(good)), "label": 7}): "Expected `int` <= 1",
         encoder.encode({**orjson.loads(encoder.encode(good)), "author": "eve"}): "does not match its content",
     }
-    producer = Producer({"bootstrap.servers": stack_settings.kafka_bootstrap_servers})
+    producer = Producer(kafka.producer_config(stack_settings))
     for value in bad:
         producer.produce(stack_settings.topic_labels, value, str(good.transaction_id).encode())
     producer.flush(10)

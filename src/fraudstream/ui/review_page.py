@@ -111,7 +111,7 @@ def filters_row() -> Filters:
     period, score, category, amount, order = st.columns([2, 3, 3, 3, 2])
     chosen = period.selectbox("Scored", [*PERIODS, "any time"], index=1, key="period")
     since = datetime.now(UTC) - PERIODS[chosen] if chosen in PERIODS else Filters.since
-    low, high = score.slider("Score", 0.0, 1.0, (settings.threshold, 1.0), step=0.01, key="score_range")
+    low, high = score.slider("Score", 0.0, 1.0, (0.0, 1.0), step=0.01, key="score_range")
     picked = category.multiselect("Category", load_categories(settings, since), key="categories")
     low_amount, high_amount = amount.columns(2)
     min_amount = low_amount.number_input("Amount from", min_value=0.0, value=None, key="min_amount")
