@@ -15,7 +15,7 @@ matches, else ``review`` if a review rule matches or the model flags it, else ``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import msgspec
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 DECISIONS = np.array(["allow", "review", "block"], dtype=object)
 ALLOW, REVIEW, BLOCK = range(3)
+_json = msgspec.json.Encoder()
 _ACTION_CODE = {"allow": ALLOW, "review": REVIEW, "block": BLOCK}
 
 
@@ -137,6 +138,20 @@ class RuleSet:
         return Evaluation(tuple(compiled.rule for compiled in self.active), matches, tuple(failures))
 
 
+def decision_columns(ruleset: RuleSet) -> Callable[..., pd.DataFrame]:
+    """For offline scoring (``ml.offline``'s ``decide``): ``decision`` and ``rules`` (the matched
+    rules as JSON) of rows in time order, by the same functions as the stream detector's."""
+
+    def decide(
+        inputs: pd.DataFrame, features: Mapping[str, ArrayLike], scores: np.ndarray, flags: np.ndarray
+    ) -> pd.DataFrame:
+        evaluation = ruleset.evaluate(rule_columns(features, inputs, scores))
+        matched = [_json.encode(row).decode() for row in evaluation.matched()]
+        return pd.DataFrame({"decision": evaluation.decisions(flags), "rules": matched})
+
+    return decide
+
+
 def ruleset_of(versions: Iterable[Rule]) -> RuleSet:
     """The snapshot of rule versions in publication order (a file's rules, a test's)."""
     log = RuleLog()
@@ -211,6 +226,7 @@ __all__ = [
     "RuleLog",
     "RuleSet",
     "decide",
+    "decision_columns",
     "matched_rules",
     "rule_columns",
     "ruleset_of",
