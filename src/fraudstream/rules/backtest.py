@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
 import numpy as np
 import pandas as pd
 
 from fraudstream.contracts import schema
+from fraudstream.contracts.messages import TransactionData
 from fraudstream.ml.features import FeatureEngine
 from fraudstream.rules.compiler import compile_rule, evaluate
 from fraudstream.rules.rule import Rule
@@ -43,7 +45,7 @@ Progress = Callable[[int, int], None]
 
 
 class BacktestError(ValueError):
-    """Stored data a backtest cannot use, or a rule that fails on it; the message says which."""
+    """A rule that fails on the stored transactions; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,11 @@ def backtest(
     ``rule`` on the rows of [since, until). ``labels`` (transaction_id, label) gives the label figures;
     None means there are no labels to use (the reason is among ``notes``)."""
     expression = check(rule.expression)
-    inputs = _inputs(stored)
+    stored, inputs, invalid = _valid_inputs(stored)
+    if invalid:
+        notes = (*notes, f"{invalid:,} stored transactions are not valid inputs and are left out")
     times = schema.transaction_times(inputs)
-    matched = _replay(expression, inputs, times, stored["score"].to_numpy(dtype=np.float64), progress)
+    matched = _replay(expression, inputs, times, stored["score"].to_numpy(), progress)
     in_period = (times >= np.datetime64(since)) & (times < np.datetime64(until))
     flags = stored["fraud_flag"].to_numpy().astype(bool)
     rows = pd.DataFrame(
@@ -137,14 +141,19 @@ def backtest(
     )
 
 
-def _inputs(stored: pd.DataFrame) -> pd.DataFrame:
-    try:
-        records = stored["transaction"].tolist()
-        if not records:
-            return schema.coerce(pd.DataFrame(columns=list(schema.INPUT_COLUMNS)))
-        return schema.coerce(pd.DataFrame.from_records(records, index=stored.index))
-    except schema.InputFormatError as error:
-        raise BacktestError(f"stored transactions are not in the input format: {error}") from error
+def _valid_inputs(stored: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """The stored rows whose input is a valid transaction, as (those rows, their typed inputs), and how
+    many were left out."""
+    valid = []
+    for record in stored["transaction"].tolist():
+        try:
+            valid.append(msgspec.convert(record, TransactionData) is not None)
+        except msgspec.ValidationError:
+            valid.append(False)
+    kept = stored[np.array(valid, dtype=bool)]
+    records = kept["transaction"].tolist()
+    raw = pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(schema.INPUT_COLUMNS))
+    return kept, schema.coerce(raw), len(stored) - len(kept)
 
 
 def _replay(

@@ -84,12 +84,23 @@ def test_rules_on_lifetime_features_are_said_to_be_approximate():
     assert report.notes[0].startswith("amount_to_mean, n_total count a customer's whole history")
 
 
-def test_an_empty_period_and_unusable_inputs():
+def test_an_empty_period():
     empty = backtest(rule("amount > 1"), stored().iloc[:0], SINCE, UNTIL)
-    broken = stored().assign(transaction=[{"amount": 1.0}] * len(ROWS))
 
     assert (empty.transactions, empty.matches, len(empty.per_day)) == (0, 0, 0)
-    with pytest.raises(
-        BacktestError, match="stored transactions are not in the input format: missing columns"
-    ):
-        backtest(rule("amount > 1"), broken, SINCE, UNTIL)
+
+
+def test_stored_rows_that_are_not_valid_inputs_are_left_out_and_counted():
+    damaged = stored()
+    damaged.at[0, "transaction"] = {"amount": 1.0}  # t4, the 700 on 2020-01-03
+    damaged.at[1, "transaction"] = {**damaged.at[1, "transaction"], "lat": 500.0}  # t6, after the period
+
+    report = backtest(rule("amount > 500 or n_1h >= 1"), damaged, SINCE, UNTIL)
+
+    assert (report.transactions, report.matches) == (4, 2)
+    assert report.notes == ("2 stored transactions are not valid inputs and are left out",)
+
+
+def test_a_rule_failing_on_the_stored_data_is_an_error():
+    with pytest.raises(BacktestError, match="the rule failed on the stored transactions"):
+        backtest(rule("score > 0.5"), stored().assign(score=["x"] * len(ROWS)), SINCE, UNTIL)
