@@ -8,8 +8,8 @@ Semantics (the row-by-row reference in the tests is written from this, independe
   never matches, whichever way the condition is written: ``not (x > 1)`` matches what ``x <= 1`` does.
   Implemented by pushing ``not`` down to the comparisons once, at compile time (De Morgan, and the
   negated operator: ``not (a < b)`` is ``a >= b``), after which unknown is simply false;
-- texts compare as Python strings do (``<`` is lexicographic). A text column is factorized once per
-  batch, and a comparison with literals is computed over its distinct values, then looked up by code.
+- texts compare as Python strings do (``<`` by code points). A text column is factorized once per
+  batch; a comparison with literals is computed over its distinct values, then looked up by code.
 
 Everything is computed once per batch and per rule with numpy; nothing runs per row in Python.
 """
@@ -54,6 +54,7 @@ _COMPARE = {
     ">=": operator.ge,
 }
 _NEGATED = {"=": "!=", "!=": "=", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+FACTORIZE_FROM = 256  # rows; below, a text column's rows are its "distinct values" as they are
 _ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 
@@ -91,10 +92,21 @@ class BatchColumns:
         """(codes, distinct values as an object array) of a text column; code -1 (missing) never matches."""
         found = self._texts.get(name)
         if found is None:
-            codes, uniques = pd.factorize(pd.Series(self.raw(name)), use_na_sentinel=True)
-            _checked(name, codes, self)
-            found = self._texts[name] = (codes, np.asarray(uniques, dtype=object))
+            found = self._texts[name] = _codes(name, self.raw(name), self)
         return found
+
+    def text_values(self, name: str) -> np.ndarray:
+        """A text column as an object array (None where missing)."""
+        codes, uniques = self.text(name)
+        return np.append(uniques, None)[codes]
+
+
+def _codes(name: str, raw: ArrayLike, columns: BatchColumns) -> tuple[np.ndarray, np.ndarray]:
+    if columns.rows < FACTORIZE_FROM:  # a small batch: each row its own "distinct value", -1 if missing
+        values = _checked(name, np.asarray(raw, dtype=object), columns)
+        return np.where(pd.isna(values), -1, np.arange(columns.rows)), values
+    codes, uniques = pd.factorize(pd.Series(raw))
+    return _checked(name, codes, columns), np.asarray(uniques, dtype=object)
 
 
 def _checked(name: str, values: np.ndarray, columns: BatchColumns) -> np.ndarray:
@@ -243,55 +255,59 @@ def _outside(values: np.ndarray | float, low: np.ndarray | float, high: np.ndarr
 
 
 def _text_predicate(node: Node) -> Predicate:
-    """Over the distinct values of the one text column read (then looked up by code), or over the
-    rows' values when the predicate reads two columns (``merch = one_city``)."""
-    operands = [node.left, node.right] if isinstance(node, Compare) else [node.operand]
-    if isinstance(node, Between):
-        operands += [node.low, node.high]
-    names = sorted({operand.name for operand in operands if isinstance(operand, Name)})
+    """Over the distinct values of the one text column read, then looked up by each row's code; over
+    the rows' values when it reads two columns (``merch = one_city``); decided here for literals only."""
+    names = sorted(_text_names(node))
     over_values = _over_values(node)
+    if not names:
+        value = bool(over_values({}))
+        return lambda columns: value
     if len(names) == 1:
         name = names[0]
 
         def by_code(columns: BatchColumns) -> Mask:
             codes, uniques = columns.text(name)
-            lookup = np.append(np.asarray(over_values({name: uniques}), dtype=bool), False)
-            return lookup[codes]
+            return np.append(np.asarray(over_values({name: uniques}), dtype=bool), False)[codes]
 
         return by_code
-    return lambda columns: over_values({name: _text_values(columns, name) for name in names})
+    return lambda columns: over_values({name: columns.text_values(name) for name in names})
 
 
-def _text_values(columns: BatchColumns, name: str) -> np.ndarray:
-    codes, uniques = columns.text(name)
-    return np.append(uniques, None)[codes]
+def _text_names(node: Node) -> set[str]:
+    operands = [node.left, node.right] if isinstance(node, Compare) else [node.operand]
+    if isinstance(node, Between):
+        operands += [node.low, node.high]
+    return {operand.name for operand in operands if isinstance(operand, Name)}
 
 
 def _over_values(node: Node) -> Callable[[dict[str, np.ndarray]], Mask]:
+    """The predicate over object arrays of texts (numpy compares them as Python's ``str`` does)."""
+
     def value(operand: Node, arrays: dict[str, np.ndarray]) -> np.ndarray | str:
         return arrays[operand.name] if isinstance(operand, Name) else operand.value
 
     if isinstance(node, Compare):
         relation = _COMPARE[node.op]
-        return lambda arrays: _elementwise(relation, value(node.left, arrays), value(node.right, arrays))
+        return lambda arrays: relation(value(node.left, arrays), value(node.right, arrays))
     if isinstance(node, In):
-        items = {item.value for item in node.items}
-        return lambda arrays: _elementwise(
-            lambda text: (text in items) != node.negated, value(node.operand, arrays)
-        )
+        items = frozenset(item.value for item in node.items)
+
+        def membership(arrays: dict[str, np.ndarray]) -> Mask:
+            values = value(node.operand, arrays)
+            if isinstance(values, str):
+                return (values in items) != node.negated
+            found = np.fromiter((text in items for text in values), dtype=bool, count=len(values))
+            return ~found if node.negated else found
+
+        return membership
     assert isinstance(node, Between)
 
     def between(arrays: dict[str, np.ndarray]) -> Mask:
-        values, low, high = (value(part, arrays) for part in (node.operand, node.low, node.high))
-        inside = _elementwise(operator.ge, values, low) & _elementwise(operator.le, values, high)
+        subject, low, high = (value(part, arrays) for part in (node.operand, node.low, node.high))
+        inside = (subject >= low) & (subject <= high)
         return ~inside if node.negated else inside
 
     return between
-
-
-def _elementwise(function: Callable[..., bool], *arguments: np.ndarray | str) -> np.ndarray:
-    """``function`` over object arrays of texts (and scalars), as a bool array (a bool for scalars)."""
-    return np.asarray(np.frompyfunc(function, len(arguments), 1)(*arguments), dtype=bool)
 
 
 # Booleans ------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 
 from fraudstream.logs import fields
 from fraudstream.rules import rule as rules
-from fraudstream.rules.compiler import BatchColumns, Predicate, compile_rule, evaluate
+from fraudstream.rules.compiler import BatchColumns, Predicate, compile_rule
 from fraudstream.rules.rule import ACTIONS, Rule
 from fraudstream.rules.syntax import RuleError
 from fraudstream.rules.types import SCORE
@@ -78,7 +78,7 @@ class Evaluation:
         actions = np.array([_ACTION_CODE[rule.action] for rule in self.rules], dtype=np.int8)
         return decide(self.matches, actions, flags)
 
-    def matched(self) -> list[list[dict[str, object]]]:
+    def matched(self) -> list[tuple[dict[str, object], ...]]:
         return matched_rules(self.matches, self.rules)
 
 
@@ -94,13 +94,22 @@ def decide(matches: np.ndarray, actions: np.ndarray, flags: ArrayLike) -> np.nda
     return DECISIONS[codes]
 
 
-def matched_rules(matches: np.ndarray, rules: tuple[Rule, ...]) -> list[list[dict[str, object]]]:
-    """Per row, ``[{"id", "version"}]`` of the rules that matched it, in the rules' order."""
-    matched: list[list[dict[str, object]]] = [[] for _ in range(matches.shape[1])]
-    rule_indices, rows = np.nonzero(matches)
-    order = np.argsort(rows, kind="stable")
-    for row, index in zip(rows[order].tolist(), rule_indices[order].tolist(), strict=True):
-        matched[row].append({"id": rules[index].id, "version": rules[index].version})
+def matched_rules(matches: np.ndarray, rules: tuple[Rule, ...]) -> list[tuple[dict[str, object], ...]]:
+    """Per row, the ``{"id", "version"}`` of the rules that matched it, in the rules' order.
+
+    Built once per distinct combination of matches, not per row: rows with the same matches share one
+    (immutable) tuple, and most rows share the empty one."""
+    rows = matches.shape[1]
+    matched: list[tuple[dict[str, object], ...]] = [()] * rows
+    hit = np.flatnonzero(matches.any(axis=0))
+    if len(hit) == 0:
+        return matched
+    patterns, inverse = np.unique(np.packbits(matches[:, hit], axis=0).T, axis=0, return_inverse=True)
+    tags = [{"id": rule.id, "version": rule.version} for rule in rules]
+    unpacked = np.unpackbits(patterns, axis=1, count=len(rules)).astype(bool)
+    combinations = [tuple(tags[index] for index in np.flatnonzero(pattern)) for pattern in unpacked]
+    for row, combination in zip(hit.tolist(), inverse.ravel().tolist(), strict=True):
+        matched[row] = combinations[combination]
     return matched
 
 
@@ -123,19 +132,24 @@ class RuleSet:
         return versions[-1] if versions else None
 
     def evaluate(self, columns: BatchColumns) -> Evaluation:
-        """Every active rule over the batch; a rule that raises is reported and matches nothing."""
+        """Every active rule over the batch; a rule that raises is reported and matches nothing.
+        Overflows to infinity and NaN from infinities are values like any other, not warnings."""
         matches = np.zeros((len(self.active), columns.rows), dtype=bool)
         failures = []
+        with np.errstate(all="ignore"):
+            self._evaluate_into(matches, failures, columns)
+        return Evaluation(tuple(compiled.rule for compiled in self.active), matches, tuple(failures))
+
+    def _evaluate_into(self, matches: np.ndarray, failures: list[RuleFailure], columns: BatchColumns) -> None:
         for index, compiled in enumerate(self.active):
             try:
-                matches[index] = evaluate(compiled.predicate, columns)
+                matches[index] = compiled.predicate(columns)
             except Exception as error:  # any failure of one rule must not stop the others
                 failures.append(RuleFailure(compiled.rule, f"{type(error).__name__}: {error}"))
                 logger.warning(
                     "rule failed",
                     extra=fields(rule=compiled.rule.id, version=compiled.rule.version, error=str(error)),
                 )
-        return Evaluation(tuple(compiled.rule for compiled in self.active), matches, tuple(failures))
 
 
 def decision_columns(ruleset: RuleSet) -> Callable[..., pd.DataFrame]:

@@ -68,10 +68,22 @@ def test_matched_rules_lists_each_rows_rules_with_their_versions():
     versions = (make("a", "true", version=3), make("b", "true", version=1))
 
     assert matched_rules(matches, versions) == [
-        [{"id": "a", "version": 3}, {"id": "b", "version": 1}],
-        [],
-        [{"id": "a", "version": 3}],
+        ({"id": "a", "version": 3}, {"id": "b", "version": 1}),
+        (),
+        ({"id": "a", "version": 3},),
     ]
+
+
+def test_matched_rules_over_many_rules_and_rows_equal_a_plain_loop():
+    rng = np.random.default_rng(7)
+    matches = rng.random((70, 300)) < 0.05  # more rules than one byte holds, many combinations
+    versions = tuple(make(f"r{index}", "true", version=index + 1) for index in range(70))
+
+    expected = [
+        tuple({"id": versions[i].id, "version": versions[i].version} for i in np.flatnonzero(matches[:, row]))
+        for row in range(300)
+    ]
+    assert matched_rules(matches, versions) == expected
 
 
 def batch_columns():
@@ -98,9 +110,9 @@ def test_a_failing_rule_is_reported_and_the_others_still_apply():
     assert (failure.rule.id, failure.error) == ("breaks", "KeyError: \"the batch has no column 'n_24h'\"")
     assert evaluation.decisions([0, 0, 0]).tolist() == ["allow", "block", "review"]
     assert evaluation.matched() == [
-        [{"id": "trusted", "version": 1}],
-        [{"id": "big", "version": 1}],
-        [{"id": "scored", "version": 1}],
+        ({"id": "trusted", "version": 1},),
+        ({"id": "big", "version": 1},),
+        ({"id": "scored", "version": 1},),
     ]
 
 
