@@ -304,8 +304,8 @@ def _over_values(node: Node) -> Callable[[dict[str, np.ndarray]], Mask]:
 
     def between(arrays: dict[str, np.ndarray]) -> Mask:
         subject, low, high = (value(part, arrays) for part in (node.operand, node.low, node.high))
-        inside = (subject >= low) & (subject <= high)
-        return ~inside if node.negated else inside
+        inside = np.logical_and(subject >= low, subject <= high)
+        return np.logical_not(inside) if node.negated else inside
 
     return between
 
