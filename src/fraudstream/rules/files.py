@@ -15,8 +15,8 @@ from pathlib import Path
 import msgspec
 import yaml
 
-from fraudstream.rules.rule import Draft, version_of
-from fraudstream.rules.ruleset import RuleSet, ruleset_of
+from fraudstream.rules.rule import Draft, RuleConflict
+from fraudstream.rules.ruleset import RuleSet, new_versions, ruleset_of
 from fraudstream.rules.syntax import RuleError
 from fraudstream.rules.types import check
 
@@ -48,16 +48,13 @@ def load_drafts(path: Path | str) -> list[Draft]:
 
 def ruleset_from_file(path: Path | str, author: str = "file") -> RuleSet:
     """The rules of a file as a rule set: each enabled unless it says ``enabled = false``."""
-    drafts = load_drafts(path)
-    versions = [
-        msgspec.structs.replace(version_of(draft, None, author), enabled=draft.enabled is not False)
-        for draft in drafts
+    drafts = [
+        msgspec.structs.replace(draft, enabled=draft.enabled is not False) for draft in load_drafts(path)
     ]
-    ids = [version.id for version in versions]
-    duplicated = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
-    if duplicated:
-        raise RuleFileError(f"{path}: the id {duplicated[0]!r} is given to more than one rule")
-    return ruleset_of(versions)
+    try:
+        return ruleset_of(new_versions(RuleSet(), drafts, author))
+    except RuleConflict as error:
+        raise RuleFileError(f"{path}: {error}") from error
 
 
 def _documents(path: Path) -> list[object]:

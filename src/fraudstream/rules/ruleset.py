@@ -26,7 +26,7 @@ from numpy.typing import ArrayLike
 from fraudstream.logs import fields
 from fraudstream.rules import rule as rules
 from fraudstream.rules.compiler import BatchColumns, Predicate, compile_rule
-from fraudstream.rules.rule import ACTIONS, Rule
+from fraudstream.rules.rule import ACTIONS, Draft, Rule, RuleConflict, version_of
 from fraudstream.rules.syntax import RuleError
 from fraudstream.rules.types import SCORE
 
@@ -166,6 +166,19 @@ def decision_columns(ruleset: RuleSet) -> Callable[..., pd.DataFrame]:
     return decide
 
 
+def new_versions(ruleset: RuleSet, drafts: Iterable[Draft], author: str) -> list[Rule]:
+    """The versions ``drafts`` make against ``ruleset``, every one checked before any is returned:
+    raises ``RuleError`` (an invalid expression) or ``RuleConflict``."""
+    versions = []
+    for draft in drafts:
+        versions.append(version_of(draft, ruleset.get(draft.id or rules.slug(draft.name)), author))
+    ids = [version.id for version in versions]
+    repeated = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
+    if repeated:
+        raise RuleConflict(f"more than one rule with the id {repeated[0]!r}")
+    return versions
+
+
 def ruleset_of(versions: Iterable[Rule]) -> RuleSet:
     """The snapshot of rule versions in publication order (a file's rules, a test's)."""
     log = RuleLog()
@@ -242,6 +255,7 @@ __all__ = [
     "decide",
     "decision_columns",
     "matched_rules",
+    "new_versions",
     "rule_columns",
     "ruleset_of",
 ]
