@@ -417,7 +417,7 @@ def rules_add(
     """Publish the rules of FILE: new rules (disabled unless `enabled = true`), or new versions of
     the rules whose `id` they give. All are checked first; if one is refused, none is published."""
     from fraudstream.rules.files import RuleFileError, load_drafts
-    from fraudstream.rules.rule import RuleConflict
+    from fraudstream.rules.rule import RuleConflict, RuleFieldError
     from fraudstream.rules.ruleset import new_versions
     from fraudstream.rules.syntax import RuleError
 
@@ -425,7 +425,7 @@ def rules_add(
     try:
         drafts = load_drafts(file)
         versions = new_versions(_current_rules(settings), drafts, author or _login())
-    except (RuleFileError, RuleError, RuleConflict) as error:
+    except (RuleFileError, RuleError, RuleConflict, RuleFieldError) as error:
         raise _fail(escape(f"{error}\nnothing was published")) from error
     _publish(settings, versions)
 

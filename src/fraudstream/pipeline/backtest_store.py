@@ -8,8 +8,10 @@ The period is in transaction time, the input's ``transaction_time`` inside the s
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 import asyncpg
 import orjson
@@ -18,6 +20,7 @@ import pandas as pd
 from fraudstream.rules.backtest import STORED_COLUMNS, warm_up_start
 
 CONNECT_TIMEOUT_S = 5.0
+T = TypeVar("T")
 _TIME = "%Y-%m-%d %H:%M"
 
 
@@ -69,6 +72,20 @@ async def current_labels(connection: asyncpg.Connection, transaction_ids: list[s
     return pd.DataFrame([dict(row) for row in rows], columns=["transaction_id", "label"])
 
 
+async def stored_time_range(connection: asyncpg.Connection) -> tuple[datetime, datetime] | None:
+    """The first and last transaction times among the stored inputs (None when none is stored)."""
+    row = await connection.fetchrow(
+        """
+        SELECT min((transaction->>'transaction_time') COLLATE "C") AS first,
+               max((transaction->>'transaction_time') COLLATE "C") AS last
+        FROM fraud_scores WHERE transaction IS NOT NULL
+        """
+    )
+    if row["first"] is None:
+        return None
+    return datetime.fromisoformat(row["first"]), datetime.fromisoformat(row["last"])
+
+
 async def load_period(connection: asyncpg.Connection, since: datetime, until: datetime) -> StoredPeriod:
     await connection.set_type_codec("jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog")
     stored = await stored_transactions(connection, warm_up_start(since), until)
@@ -85,16 +102,24 @@ async def load_period(connection: asyncpg.Connection, since: datetime, until: da
 
 def load_backtest_period(dsn: str, since: datetime, until: datetime) -> StoredPeriod:
     """``load_period`` over a connection of its own; raises ``StoreUnavailable`` if PostgreSQL fails."""
+    return _run(dsn, lambda connection: load_period(connection, since, until))
 
-    async def load() -> StoredPeriod:
+
+def load_time_range(dsn: str) -> tuple[datetime, datetime] | None:
+    """``stored_time_range`` over a connection of its own; raises ``StoreUnavailable``."""
+    return _run(dsn, stored_time_range)
+
+
+def _run(dsn: str, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def run() -> T:
         connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
         try:
-            return await load_period(connection, since, until)
+            return await query(connection)
         finally:
             await connection.close()
 
     try:
-        return asyncio.run(load())
+        return asyncio.run(run())
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         where = dsn.rpartition("@")[2]
         raise StoreUnavailable(f"PostgreSQL at {where} is unavailable: {error or repr(error)}") from error

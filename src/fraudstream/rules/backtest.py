@@ -70,7 +70,7 @@ class BacktestReport:
     matches: int
     flagged: int  # by the model, in the period
     beyond_model: int  # matched and not flagged: the alerts a block/review rule adds
-    per_day: pd.DataFrame  # day, transactions, matches, beyond_model
+    per_day: pd.DataFrame  # day, transactions, matches, beyond_model, also_flagged
     labels: LabelFigures | None
     notes: tuple[str, ...]
 
@@ -120,6 +120,7 @@ def backtest(
         )
         .reset_index()
     )
+    per_day["also_flagged"] = per_day["matches"] - per_day["beyond_model"]
     lifetime = sorted(expression.names & LIFETIME_FEATURES)
     if lifetime:
         notes = (

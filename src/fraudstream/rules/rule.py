@@ -52,6 +52,10 @@ class RuleConflict(ValueError):
     """A change that does not fit the rules as they are (an id taken, a rule that does not exist)."""
 
 
+class RuleFieldError(ValueError):
+    """A version with a field out of bounds (a name too long, an id that is no slug, ...)."""
+
+
 encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Rule)
 
@@ -88,15 +92,17 @@ def version_of(draft: Draft, current: Rule | None, author: str, at: datetime | N
             f"a rule with id {rule_id!r} exists already; give its id to edit it, or another name"
         )
     enabled = draft.enabled if draft.enabled is not None else (current.enabled if current else False)
-    return Rule(
-        id=rule_id,
-        name=draft.name,
-        expression=draft.expression,
-        action=draft.action,
-        author=author,
-        version=current.version + 1 if current else 1,
-        enabled=enabled,
-        created_at=at or now(),
+    return _validated(
+        Rule(
+            id=rule_id,
+            name=draft.name,
+            expression=draft.expression,
+            action=draft.action,
+            author=author,
+            version=current.version + 1 if current else 1,
+            enabled=enabled,
+            created_at=at or now(),
+        )
     )
 
 
@@ -104,14 +110,24 @@ def with_enabled(
     current: Rule, enabled: bool, author: str, note: str = "", at: datetime | None = None
 ) -> Rule:
     """The next version of ``current``, enabled or disabled; the rest unchanged."""
-    return msgspec.structs.replace(
-        current,
-        enabled=enabled,
-        author=author,
-        version=current.version + 1,
-        note=note,
-        created_at=at or now(),
+    return _validated(
+        msgspec.structs.replace(
+            current,
+            enabled=enabled,
+            author=author,
+            version=current.version + 1,
+            note=note,
+            created_at=at or now(),
+        )
     )
+
+
+def _validated(version: Rule) -> Rule:
+    """``version`` as the topic's readers will decode it: building a struct does not check its bounds."""
+    try:
+        return decode(encode(version))
+    except msgspec.ValidationError as error:
+        raise RuleFieldError(str(error)) from error
 
 
 def expression_of(rule: Rule) -> Expression:
@@ -126,6 +142,7 @@ __all__ = [
     "Rule",
     "RuleConflict",
     "RuleError",
+    "RuleFieldError",
     "decode",
     "encode",
     "expression_of",

@@ -1,4 +1,4 @@
-"""The Streamlit interface's entry point: three pages, each a script next to this one."""
+"""The Streamlit interface's entry point: its pages, each a script next to this one."""
 
 from pathlib import Path
 
@@ -13,6 +13,7 @@ page = st.navigation(
             HERE / "upload_page.py", title="Upload transactions", icon=":material/upload_file:", default=True
         ),
         st.Page(HERE / "results_page.py", title="Results", icon=":material/monitoring:"),
+        st.Page(HERE / "rules_page.py", title="Rules", icon=":material/rule:"),
         st.Page(HERE / "kafka_page.py", title="Kafka", icon=":material/hub:"),
     ]
 )

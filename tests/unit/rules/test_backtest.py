@@ -63,6 +63,7 @@ def test_matches_per_day_and_beyond_the_model_with_features_warmed_up_before_the
         "transactions": [3, 2],
         "matches": [2, 1],
         "beyond_model": [1, 1],
+        "also_flagged": [1, 0],
     }
     labels = report.labels
     assert (labels.labelled, labels.frauds, labels.frauds_beyond_model) == (3, 2, 1)
