@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -57,9 +56,8 @@ def publish(settings: Settings, version: Rule, timeout: float = 15.0) -> int:
 class RuleFeed:
     """The rules topic, read to its end on ``start`` and followed afterwards on a daemon thread."""
 
-    def __init__(self, settings: Settings, on_change: Callable[[RuleSet], None] | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._on_change = on_change
         self._log = RuleLog()
         self._rules = self._log.snapshot()
         self._changed = threading.Condition()
@@ -168,8 +166,6 @@ class RuleFeed:
                 self._rules = snapshot
                 self._changed.notify_all()
             logger.info("rules changed", extra=fields(offset=snapshot.offset, active=len(snapshot.active)))
-            if self._on_change is not None:
-                self._on_change(snapshot)
 
 
 def read_rules(settings: Settings, timeout: float = 30.0) -> RuleSet:
