@@ -566,11 +566,14 @@ def rules_cost(
     batches = batch or [5000, 20]
     with console.status("measuring"):
         figures = measure_all(FraudModel.load(settings.model_path), frame, rules, batches, repeat)
-    table = Table("batch rows", "rules", "features ms", "predict ms", "rules ms", "rules / predict")
+    table = Table(
+        "batch rows", "rules", "rows matched", "features ms", "predict ms", "rules ms", "rules / predict"
+    )
     for row in figures:
         table.add_row(
             f"{row['rows']:,.0f}",
             f"{row['rules']:.0f}",
+            f"{row['matched_rows']:,.0f}",
             f"{row['features_ms']:.3f}",
             f"{row['predict_ms']:.3f}",
             f"{row['rules_ms']:.3f}",

@@ -98,8 +98,10 @@ def measure(
         evaluation.decisions(flags)
         evaluation.matched()
 
+    matched = ruleset.evaluate(rule_columns(columns, batch, scores)).matches.any(axis=0)
     figures = {
         "rows": float(len(batch)),
+        "matched_rows": float(matched.sum()),
         "rules": float(len(ruleset.active)),
         "features_ms": _median_ms(features, repeat),
         "predict_ms": _median_ms(lambda: model.predict(columns), repeat),

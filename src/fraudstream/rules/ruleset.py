@@ -104,12 +104,17 @@ def matched_rules(matches: np.ndarray, rules: tuple[Rule, ...]) -> list[tuple[di
     hit = np.flatnonzero(matches.any(axis=0))
     if len(hit) == 0:
         return matched
-    patterns, inverse = np.unique(np.packbits(matches[:, hit], axis=0).T, axis=0, return_inverse=True)
+    packed = np.ascontiguousarray(np.packbits(matches[:, hit], axis=0).T)  # one row of bytes per hit row
+    keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    patterns, indices = np.nonzero(np.unpackbits(packed[first], axis=1, count=len(rules)))
     tags = [{"id": rule.id, "version": rule.version} for rule in rules]
-    unpacked = np.unpackbits(patterns, axis=1, count=len(rules)).astype(bool)
-    combinations = [tuple(tags[index] for index in np.flatnonzero(pattern)) for pattern in unpacked]
+    combinations: list[list[dict[str, object]]] = [[] for _ in range(len(first))]
+    for pattern, index in zip(patterns.tolist(), indices.tolist(), strict=True):
+        combinations[pattern].append(tags[index])
+    shared = [tuple(combination) for combination in combinations]
     for row, combination in zip(hit.tolist(), inverse.ravel().tolist(), strict=True):
-        matched[row] = combinations[combination]
+        matched[row] = shared[combination]
     return matched
 
 
