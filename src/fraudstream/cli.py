@@ -500,7 +500,7 @@ def rules_backtest(
 
 def _rule_to_backtest(target: str, settings: Settings) -> Rule:
     from fraudstream.rules.files import RuleFileError, load_drafts
-    from fraudstream.rules.rule import version_of
+    from fraudstream.rules.rule import RuleFieldError, version_of
 
     if not Path(target).is_file():
         rule = _current_rules(settings).get(target)
@@ -513,7 +513,10 @@ def _rule_to_backtest(target: str, settings: Settings) -> Rule:
         raise _fail(escape(str(error))) from error
     if len(drafts) != 1:
         raise _fail(f"{target} holds {len(drafts)} rules; a backtest takes one")
-    return version_of(drafts[0], None, _login())
+    try:
+        return version_of(drafts[0], None, _login())
+    except RuleFieldError as error:
+        raise _fail(escape(f"{target}: {error}")) from error
 
 
 def _print_backtest(report: BacktestReport) -> None:

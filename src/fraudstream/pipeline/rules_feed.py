@@ -86,7 +86,7 @@ class RuleFeed:
         try:
             end = self._end_offset(deadline)
             self._consumer.assign([TopicPartition(self.settings.topic_rules, PARTITION, OFFSET_BEGINNING)])
-            while self._rules.offset + 1 < end:
+            while self._rules.offset + 1 < end and self._position() < end:
                 if time.monotonic() > deadline:
                     raise KafkaException(
                         KafkaError(
@@ -127,6 +127,12 @@ class RuleFeed:
                     raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, message)) from error
                 time.sleep(0.2)
 
+    def _position(self) -> int:
+        """The next offset to read (past records and any transaction markers consumed so far)."""
+        assert self._consumer is not None
+        [position] = self._consumer.position([TopicPartition(self.settings.topic_rules, PARTITION)])
+        return position.offset
+
     def wait_for(self, offset: int, timeout: float = 10.0) -> bool:
         """Whether the snapshot includes ``offset`` (e.g. one just published) within ``timeout`` seconds."""
         with self._changed:
@@ -142,9 +148,9 @@ class RuleFeed:
             try:
                 self._poll()
                 self.error = None
-            except KafkaException as error:  # the client reconnects by itself; say so while it lasts
+            except Exception as error:  # the client reconnects by itself; say so while it lasts
                 self.error = str(error)
-                logger.warning("rules topic unreadable", extra=fields(error=str(error)))
+                logger.warning("rules topic unreadable", extra=fields(error=str(error)), exc_info=True)
                 self._stop.wait(1.0)
         assert self._consumer is not None
         self._consumer.close()

@@ -15,6 +15,7 @@ matches, else ``review`` if a review rule matches or the model flags it, else ``
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 DECISIONS = np.array(["allow", "review", "block"], dtype=object)
 ALLOW, REVIEW, BLOCK = range(3)
 _json = msgspec.json.Encoder()
+MAX_REJECTED = 100  # the latest invalid records kept for display (all are logged)
 _ACTION_CODE = {"allow": ALLOW, "review": REVIEW, "block": BLOCK}
 
 
@@ -201,7 +203,7 @@ class RuleLog:
     def __init__(self) -> None:
         self._history: dict[str, list[Rule]] = {}
         self._compiled: dict[tuple[str, int, str], Predicate | str] = {}
-        self._rejected: list[Rejected] = []
+        self._rejected: deque[Rejected] = deque(maxlen=MAX_REJECTED)
         self._offset = -1
 
     def add(self, offset: int, key: bytes | None, value: bytes | None) -> None:
