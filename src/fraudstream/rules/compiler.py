@@ -37,9 +37,8 @@ from fraudstream.rules.syntax import (
     Not,
     Number,
     Or,
-    Text,
 )
-from fraudstream.rules.types import NAMES, Expression, Type
+from fraudstream.rules.types import Expression, Type, type_of
 
 Mask = np.ndarray | bool
 Predicate = Callable[["BatchColumns"], Mask]
@@ -149,16 +148,6 @@ def push_negations(node: Node, negate: bool = False) -> Node:
     return Not(node, **span)  # a boolean name: never unknown, so a plain negation
 
 
-def _type(node: Node) -> Type:
-    if isinstance(node, Text) or (isinstance(node, Name) and NAMES[node.name] is Type.TEXT):
-        return Type.TEXT
-    if isinstance(node, Boolean) or (isinstance(node, Name) and NAMES[node.name] is Type.BOOLEAN):
-        return Type.BOOLEAN
-    if isinstance(node, Compare | In | Between | Not | And | Or):
-        return Type.BOOLEAN
-    return Type.NUMBER
-
-
 def _predicate(node: Node) -> Predicate:
     if isinstance(node, And | Or):
         parts = [_predicate(item) for item in node.items]
@@ -172,7 +161,7 @@ def _predicate(node: Node) -> Predicate:
         inner = _predicate(node.operand)
         return lambda columns: ~inner(columns)
     operand = node.left if isinstance(node, Compare) else node.operand
-    kind = _type(operand)
+    kind = type_of(operand)
     if kind is Type.TEXT:
         return _text_predicate(node)
     if kind is Type.BOOLEAN:

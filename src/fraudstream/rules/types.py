@@ -71,6 +71,11 @@ def check(text: str) -> Expression:
     return Expression(text, tree, frozenset(_names(tree)))
 
 
+def type_of(node: Node) -> Type:
+    """The type of a node of a tree that passed ``check``."""
+    return _Checker("").type_of(node)
+
+
 def _names(tree: Node) -> set[str]:
     found, stack = set(), [tree]
     while stack:
@@ -196,4 +201,4 @@ def names_table() -> list[tuple[str, str]]:
     return sorted((name, kind.value) for name, kind in NAMES.items())
 
 
-__all__ = ["NAMES", "SCORE", "Expression", "RuleError", "Type", "check", "children", "names_table"]
+__all__ = ["NAMES", "SCORE", "Expression", "RuleError", "Type", "check", "children", "names_table", "type_of"]

@@ -33,8 +33,9 @@ analyst = st.sidebar.text_input("Analyst", key="analyst", help="your name, recor
 
 @st.cache_resource(show_spinner="reading the rules topic")
 def rule_feed(bootstrap_servers: str, topic: str) -> RuleFeed:
-    """One follower of the rules topic per server process (keyed by where it reads)."""
-    return RuleFeed(settings).start(timeout=10)
+    """One follower of the rules topic per server process and place it reads from."""
+    where = {"kafka_bootstrap_servers": bootstrap_servers, "topic_rules": topic}
+    return RuleFeed(settings.model_copy(update=where)).start(timeout=10)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
