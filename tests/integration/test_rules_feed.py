@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 
+import numpy as np
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 
 from fraudstream.config import Settings
 from fraudstream.infra.topics import ensure_topics
-from fraudstream.pipeline.rules_feed import RuleFeed, publish, read_rules
+from fraudstream.pipeline.rules_feed import RuleFeed, disable_failed, publish, read_rules
+from fraudstream.rules.compiler import BatchColumns
 from fraudstream.rules.rule import Draft, version_of, with_enabled
 
 pytestmark = pytest.mark.integration
@@ -60,3 +63,36 @@ def test_the_feed_loads_the_topic_then_follows_new_versions_and_disabling(settin
 
     again = read_rules(settings, timeout=20)
     assert again.latest == feed.rules.latest and again.history == feed.rules.history
+
+
+def test_a_rule_failing_at_run_time_is_disabled_with_the_error_in_its_note(settings):
+    breaks = version_of(draft("Breaks", "n_24h > 1"), None, "ana")
+    fine = version_of(draft("Fine", "amount > 1"), None, "ana")
+    for version in (breaks, fine):
+        publish(settings, version)
+    feed = RuleFeed(settings).start(timeout=20)
+    try:
+        columns = BatchColumns([{"amount": np.array([5.0])}], 1)  # no n_24h: the first rule raises
+        evaluation = feed.rules.evaluate(columns)
+
+        disabled = disable_failed(settings, feed.rules, evaluation.failures, "detector")
+        again = disable_failed(settings, feed.rules, evaluation.failures, "detector")  # not yet read back
+
+        assert feed.wait_for(end_offset(settings) - 1)
+        assert [(v.id, v.version, v.enabled, v.author) for v in disabled] == [
+            ("breaks", 2, False, "detector")
+        ]
+        assert disabled[0].note.startswith("disabled after failing at run time: KeyError")
+        assert [c.rule.id for c in feed.rules.active] == ["fine"]
+        assert disable_failed(settings, feed.rules, evaluation.failures, "detector") == []
+        assert len(again) == 1  # a second detector may disable it too: one more version, same state
+    finally:
+        feed.stop()
+
+
+def end_offset(settings: Settings) -> int:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "test-offsets"})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(settings.topic_rules, 0), 10)[1]
+    finally:
+        consumer.close()

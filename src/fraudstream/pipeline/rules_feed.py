@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -19,8 +20,8 @@ from fraudstream.config import Settings
 from fraudstream.logs import fields
 from fraudstream.pipeline.producer import producer_config
 from fraudstream.rules import rule as rules
-from fraudstream.rules.rule import Rule
-from fraudstream.rules.ruleset import RuleLog, RuleSet
+from fraudstream.rules.rule import MAX_NOTE_LENGTH, Rule, with_enabled
+from fraudstream.rules.ruleset import RuleFailure, RuleLog, RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,26 @@ def publish(settings: Settings, version: Rule, timeout: float = 15.0) -> int:
         extra=fields(rule=version.id, version=version.version, enabled=version.enabled, offset=offset),
     )
     return offset
+
+
+def disable_failed(
+    settings: Settings, ruleset: RuleSet, failures: Iterable[RuleFailure], author: str
+) -> list[Rule]:
+    """Publish a disabled version of each failed rule still in force as it failed, the error in its note;
+    return those versions. A rule already changed since (edited, disabled) is left as it is."""
+    disabled = []
+    for failure in failures:
+        current = ruleset.get(failure.rule.id)
+        if current != failure.rule or not current.enabled:
+            continue
+        note = f"disabled after failing at run time: {failure.error}"[:MAX_NOTE_LENGTH]
+        version = with_enabled(current, False, author, note)
+        publish(settings, version)
+        disabled.append(version)
+        logger.warning(
+            "rule disabled", extra=fields(rule=version.id, version=version.version, error=failure.error)
+        )
+    return disabled
 
 
 class RuleFeed:

@@ -18,6 +18,7 @@ from fraudstream.rules.types import Expression, check
 
 Action = Literal["block", "review", "allow"]
 ACTIONS: tuple[Action, ...] = ("block", "review", "allow")
+MAX_NOTE_LENGTH = 500
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
 
 RuleId = Annotated[str, Meta(pattern=SLUG_PATTERN)]
@@ -35,7 +36,7 @@ class Rule(msgspec.Struct, frozen=True, kw_only=True):
     version: Annotated[int, Meta(ge=1)]
     enabled: bool
     created_at: datetime
-    note: Annotated[str, Meta(max_length=500)] = ""  # why this version was made, e.g. "disabled: <error>"
+    note: Annotated[str, Meta(max_length=MAX_NOTE_LENGTH)] = ""  # why this version was made
 
 
 class Draft(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

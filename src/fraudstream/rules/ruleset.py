@@ -14,6 +14,7 @@ matches, else ``review`` if a review rule matches or the model flags it, else ``
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -137,6 +138,12 @@ class RuleSet:
     def get(self, rule_id: str) -> Rule | None:
         versions = self.history.get(rule_id)
         return versions[-1] if versions else None
+
+    def without(self, failures: Iterable[RuleFailure]) -> RuleSet:
+        """This snapshot without the failed versions, for the batches until their disabling is read back."""
+        failed = {(failure.rule.id, failure.rule.version) for failure in failures}
+        active = tuple(c for c in self.active if (c.rule.id, c.rule.version) not in failed)
+        return dataclasses.replace(self, active=active)
 
     def evaluate(self, columns: BatchColumns) -> Evaluation:
         """Every active rule over the batch; a rule that raises is reported and matches nothing.

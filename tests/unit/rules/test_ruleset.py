@@ -116,6 +116,16 @@ def test_a_failing_rule_is_reported_and_the_others_still_apply():
     ]
 
 
+def test_a_snapshot_without_its_failed_rules_evaluates_the_others_only():
+    ruleset = ruleset_of([make("big", "amount > 100"), make("breaks", "n_24h > 1")])
+    failures = ruleset.evaluate(batch_columns()).failures
+
+    again = ruleset.without(failures).evaluate(batch_columns())
+
+    assert again.failures == () and [rule.id for rule in again.rules] == ["big"]
+    assert len(ruleset.active) == 2  # the snapshot itself is unchanged
+
+
 def test_the_latest_record_of_an_id_is_in_force_and_disabled_rules_are_listed_not_applied():
     first = make("big", "amount > 100")
     edited = make("big", "amount > 20", version=2)
