@@ -28,6 +28,8 @@ st.caption(
     "matches, else **review** if a review rule matches or the model flags it, else **allow**. "
     f"Rules live in the `{settings.topic_rules}` topic; the detectors apply a change from their next batch."
 )
+if "analyst" in st.session_state:  # the name outlives the pages that have this widget (Streamlit's way)
+    st.session_state["analyst"] = st.session_state["analyst"]
 analyst = st.sidebar.text_input("Analyst", key="analyst", help="your name, recorded with each change").strip()
 
 
