@@ -8,7 +8,7 @@ import logging
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from fraudstream.config import Settings
+
+if TYPE_CHECKING:  # imported lazily where used, so that each command loads only what it needs
+    from fraudstream.rules.backtest import BacktestReport
+    from fraudstream.rules.rule import Rule
+    from fraudstream.rules.ruleset import RuleSet
 
 app = typer.Typer(
     help="Real-time card-fraud detection on Kafka, CatBoost and PostgreSQL.", no_args_is_help=True
@@ -236,17 +241,38 @@ def score(
     out: Annotated[Path, typer.Option(help="CSV to write: score,fraud_flag per input row")],
     model: Annotated[Path | None, typer.Option(help="CatBoost .cbm or model dir")] = None,
     threshold: Annotated[float | None, typer.Option(help=THRESHOLD_HELP)] = None,
+    rules: Annotated[
+        str | None,
+        typer.Option(help="a rules file (YAML/TOML), or a Kafka topic of rules: adds decision,rules"),
+    ] = None,
 ) -> None:
-    """Score FILE offline with the serving code path (same features, same scores as the stream)."""
+    """Score FILE offline with the serving code path (same features, scores and decisions as the stream)."""
     from fraudstream.contracts.schema import InputFormatError
     from fraudstream.ml.offline import score_file
+    from fraudstream.rules.ruleset import decision_columns
 
     settings = _settings(model_path=model, threshold=threshold)
+    decide = None if rules is None else decision_columns(_ruleset_from(rules, settings))
     try:
-        report = score_file(file, out, settings.model_path, settings.threshold)
+        report = score_file(file, out, settings.model_path, settings.threshold, decide=decide)
     except InputFormatError as error:
         raise _fail(str(error)) from error
     console.print_json(data=report)
+
+
+def _ruleset_from(source: str, settings: Settings) -> RuleSet:
+    """The rules of a file if ``source`` is one, else of the Kafka topic named ``source``."""
+    from confluent_kafka import KafkaException
+
+    from fraudstream.pipeline.rules_feed import read_rules
+    from fraudstream.rules.files import RuleFileError, ruleset_from_file
+
+    try:
+        if Path(source).is_file():
+            return ruleset_from_file(source)
+        return read_rules(settings.model_copy(update={"topic_rules": source}), timeout=15)
+    except (RuleFileError, KafkaException) as error:
+        raise _fail(escape(str(error))) from error
 
 
 @app.command()
@@ -353,4 +379,284 @@ def _print_bench(result: dict) -> None:
         table.add_row(f"latency {key} (ms)", f"{value:,.1f}")
     table.add_row("rows", f"{result['rows']:,}")
     table.add_row("detectors", str(result["detectors"]))
+    Console().print(table)
+
+
+rules_app = typer.Typer(
+    help="Rules beside the model: list, add, enable, disable, backtest.", no_args_is_help=True
+)
+app.add_typer(rules_app, name="rules")
+
+Author = Annotated[str, typer.Option(help="who makes this version [default: the login name]")]
+DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M"]
+
+
+def _login() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _current_rules(settings: Settings) -> RuleSet:
+    from confluent_kafka import KafkaException
+
+    from fraudstream.pipeline.rules_feed import read_rules
+
+    try:
+        return read_rules(settings, timeout=15)
+    except KafkaException as error:
+        raise _fail(escape(f"Kafka at {settings.kafka_bootstrap_servers}: {error}")) from error
+
+
+def _publish(settings: Settings, versions: list[Rule]) -> None:
+    from confluent_kafka import KafkaException
+
+    from fraudstream.pipeline.rules_feed import publish
+
+    for version in versions:
+        try:
+            publish(settings, version)
+        except KafkaException as error:
+            raise _fail(escape(f"publishing {version.id} v{version.version} failed: {error}")) from error
+        state = "enabled" if version.enabled else "disabled"
+        console.print(f"published [bold]{version.id}[/] v{version.version} ({state}, {version.action})")
+
+
+@rules_app.command("list")
+def rules_list() -> None:
+    """The rules in force: latest version of each, enabled or not."""
+    ruleset = _current_rules(Settings())
+    table = Table("id", "v", "status", "action", "name", "author", "since", "expression")
+    for rule in ruleset.latest.values():
+        status = "[green]enabled[/]" if rule.enabled else "disabled"
+        if rule.id in ruleset.invalid:
+            status = "[red]invalid[/]"
+        since = rule.created_at.strftime("%Y-%m-%d %H:%M")
+        table.add_row(
+            rule.id,
+            str(rule.version),
+            status,
+            rule.action,
+            escape(rule.name),
+            rule.author,
+            since,
+            escape(rule.expression),
+        )
+    Console().print(table)
+    for rule_id, reason in ruleset.invalid.items():
+        console.print(f"[red]{rule_id}[/]: not applied: {escape(reason)}")
+    for rejected in ruleset.rejected:
+        console.print(
+            f"offset {rejected.offset} (key {rejected.key!r}) is not a rule: {escape(rejected.reason)}"
+        )
+
+
+@rules_app.command("history")
+def rules_history(rule_id: Annotated[str, typer.Argument(help="the rule's id")]) -> None:
+    """Every version of a rule, oldest first."""
+    versions = _current_rules(Settings()).history.get(rule_id)
+    if not versions:
+        raise _fail(f"no rule {rule_id!r}")
+    table = Table("v", "at", "author", "enabled", "action", "name", "expression", "note")
+    for rule in versions:
+        table.add_row(
+            str(rule.version),
+            rule.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            rule.author,
+            "yes" if rule.enabled else "no",
+            rule.action,
+            escape(rule.name),
+            escape(rule.expression),
+            escape(rule.note),
+        )
+    Console().print(table)
+
+
+@rules_app.command("names")
+def rules_names() -> None:
+    """The names a rule may read (input columns, features, score) and their types."""
+    from fraudstream.rules.types import names_table
+
+    table = Table("name", "type")
+    for name, kind in names_table():
+        table.add_row(name, kind)
+    Console().print(table)
+
+
+@rules_app.command("add")
+def rules_add(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="YAML or TOML rule file")],
+    author: Author = "",
+) -> None:
+    """Publish the rules of FILE: new rules (disabled unless `enabled = true`), or new versions of
+    the rules whose `id` they give. All are checked first; if one is refused, none is published."""
+    from fraudstream.rules.files import RuleFileError, load_drafts
+    from fraudstream.rules.rule import RuleConflict, RuleFieldError
+    from fraudstream.rules.ruleset import new_versions
+    from fraudstream.rules.syntax import RuleError
+
+    settings = Settings()
+    try:
+        drafts = load_drafts(file)
+        versions = new_versions(_current_rules(settings), drafts, author or _login())
+    except (RuleFileError, RuleError, RuleConflict, RuleFieldError) as error:
+        raise _fail(escape(f"{error}\nnothing was published")) from error
+    _publish(settings, versions)
+
+
+def _set_enabled(rule_id: str, enabled: bool, author: str, note: str) -> None:
+    from fraudstream.rules.rule import with_enabled
+
+    settings = Settings()
+    current = _current_rules(settings).get(rule_id)
+    if current is None:
+        raise _fail(f"no rule {rule_id!r} (see `fraudstream rules list`)")
+    if current.enabled == enabled:
+        console.print(f"{rule_id} v{current.version} is {'enabled' if enabled else 'disabled'} already")
+        return
+    _publish(settings, [with_enabled(current, enabled, author or _login(), note)])
+
+
+@rules_app.command("enable")
+def rules_enable(
+    rule_id: Annotated[str, typer.Argument(help="the rule's id")],
+    author: Author = "",
+    note: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """Enable a rule (a new version): the detectors apply it from their next batch."""
+    _set_enabled(rule_id, True, author, note)
+
+
+@rules_app.command("disable")
+def rules_disable(
+    rule_id: Annotated[str, typer.Argument(help="the rule's id")],
+    author: Author = "",
+    note: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """Disable a rule (a new version; its history stays)."""
+    _set_enabled(rule_id, False, author, note)
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    target: Annotated[str, typer.Argument(help="a rule's id, or a YAML/TOML file with one rule")],
+    since: Annotated[datetime, typer.Option(formats=DATE_FORMATS, help="start (transaction time)")],
+    until: Annotated[
+        datetime | None, typer.Option(formats=DATE_FORMATS, help="end, excluded [default: now]")
+    ] = None,
+) -> None:
+    """What a rule would have matched over the stored transactions of a period, per day, beyond the
+    model's flags, and its precision on labelled transactions where labels exist."""
+    from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
+    from fraudstream.rules.backtest import BacktestError, backtest
+
+    settings = Settings()
+    rule = _rule_to_backtest(target, settings)
+    until = until or datetime.now()
+    try:
+        with console.status("reading the stored transactions"):
+            period = load_backtest_period(settings.pg_dsn, since, until)
+        with _progress() as progress:
+            task = progress.add_task("replaying", total=len(period.stored))
+            report = backtest(
+                rule,
+                period.stored,
+                since,
+                until,
+                period.labels,
+                period.notes,
+                progress=lambda done, total: progress.update(task, completed=done),
+            )
+    except (StoreUnavailable, BacktestError) as error:
+        raise _fail(escape(str(error))) from error
+    _print_backtest(report)
+
+
+def _rule_to_backtest(target: str, settings: Settings) -> Rule:
+    from fraudstream.rules.files import RuleFileError, load_drafts
+    from fraudstream.rules.rule import RuleFieldError, version_of
+
+    if not Path(target).is_file():
+        rule = _current_rules(settings).get(target)
+        if rule is None:
+            raise _fail(f"no rule {target!r} and no file {target!r}")
+        return rule
+    try:
+        drafts = load_drafts(target)
+    except RuleFileError as error:
+        raise _fail(escape(str(error))) from error
+    if len(drafts) != 1:
+        raise _fail(f"{target} holds {len(drafts)} rules; a backtest takes one")
+    try:
+        return version_of(drafts[0], None, _login())
+    except RuleFieldError as error:
+        raise _fail(escape(f"{target}: {error}")) from error
+
+
+def _print_backtest(report: BacktestReport) -> None:
+    rule = report.rule
+    console.print(f"[bold]{rule.id}[/] v{rule.version} ({rule.action}): {escape(rule.expression)}")
+    days = Table("day", "transactions", "matches", "not flagged by the model")
+    for row in report.per_day.itertuples(index=False):
+        days.add_row(
+            str(row.day.date()), f"{row.transactions:,}", f"{row.matches:,}", f"{row.beyond_model:,}"
+        )
+    Console().print(days)
+    summary = Table("figure", "value")
+    summary.add_row("transactions", f"{report.transactions:,}")
+    summary.add_row("matches", f"{report.matches:,}")
+    summary.add_row("flagged by the model", f"{report.flagged:,}")
+    summary.add_row("matches not flagged by the model", f"{report.beyond_model:,}")
+    summary.add_row("matches flagged by the model too", f"{report.also_flagged:,}")
+    if report.labels is not None:
+        labels = report.labels
+        precision = "n/a" if labels.precision is None else f"{labels.precision:.1%}"
+        summary.add_row("labelled matches", f"{labels.labelled:,}")
+        summary.add_row("precision on labelled matches", precision)
+        summary.add_row("frauds matched beyond the model", f"{labels.frauds_beyond_model:,}")
+    Console().print(summary)
+    for note in report.notes:
+        console.print(f"note: {escape(note)}")
+
+
+@rules_app.command("cost")
+def rules_cost(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV(.gz) in the input format")],
+    rows: Annotated[int, typer.Option(help="rows of FILE to read: history, then the batch")] = 50_000,
+    rules: Annotated[int, typer.Option(help="enabled rules")] = 50,
+    batch: Annotated[list[int] | None, typer.Option(help="batch sizes [default: 5000 and 20]")] = None,
+    repeat: Annotated[int, typer.Option(help="repeats; figures are medians")] = 30,
+    model: Annotated[Path | None, typer.Option(help="CatBoost .cbm or model dir")] = None,
+) -> None:
+    """Measure what N enabled rules cost per batch, against the model's prediction of that batch."""
+    import pandas as pd
+
+    from fraudstream.contracts.schema import InputFormatError, coerce
+    from fraudstream.ml.model import FraudModel
+    from fraudstream.rules.cost import measure_all
+
+    settings = _settings(model_path=model)
+    try:
+        frame = coerce(pd.read_csv(file, nrows=rows))
+    except InputFormatError as error:
+        raise _fail(str(error)) from error
+    batches = batch or [5000, 20]
+    with console.status("measuring"):
+        figures = measure_all(FraudModel.load(settings.model_path), frame, rules, batches, repeat)
+    table = Table(
+        "batch rows", "rules", "rows matched", "features ms", "predict ms", "rules ms", "rules / predict"
+    )
+    for row in figures:
+        table.add_row(
+            f"{row['rows']:,.0f}",
+            f"{row['rules']:.0f}",
+            f"{row['matched_rows']:,.0f}",
+            f"{row['features_ms']:.3f}",
+            f"{row['predict_ms']:.3f}",
+            f"{row['rules_ms']:.3f}",
+            f"{row['rules_vs_predict']:.2f}",
+        )
     Console().print(table)

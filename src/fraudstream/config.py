@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: str | None = Field(None, description="CA bundle for SSL/SASL_SSL")
     topic_transactions: str = "transactions"
     topic_scoring: str = "scoring"
+    topic_rules: str = Field("rules", description="compacted topic of rule versions, key = rule id")
     topic_partitions: int = Field(3, ge=1)
     topic_replication_factor: int = Field(1, ge=1, description="3 on a multi-broker cluster")
     topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention of the data topics")
@@ -124,6 +125,7 @@ class Settings(BaseSettings):
             update={
                 "topic_transactions": f"{prefix}.transactions",
                 "topic_scoring": f"{prefix}.scoring",
+                "topic_rules": f"{prefix}.rules",
                 "detector_group": f"{prefix}-detector",
                 "sink_group": f"{prefix}-sink",
                 "topic_labels": f"{prefix}.labels",

@@ -21,9 +21,16 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+# The rules topic: compacted, so the latest version of every rule is kept forever; older versions (a
+# rule's history) are kept a year before compaction may drop them. One partition: one total order of
+# all rule changes, so every reader folds the same sequence and sees a consistent set at any offset.
+RULES_HISTORY_MS = 365 * 24 * 3600 * 1000
+
+
 def topic_specs(settings: Settings) -> list[TopicSpec]:
     data = {"retention.ms": str(settings.topic_retention_ms), "cleanup.policy": "delete"}
     changelog = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "600000"}
+    rules = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(RULES_HISTORY_MS)}
     n = settings.topic_partitions
     return [
         TopicSpec(settings.topic_transactions, n, data),
@@ -33,6 +40,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_labels, n, data),
         TopicSpec(settings.dlq_labels, n, data),
         TopicSpec(settings.topic_state, n, changelog),
+        TopicSpec(settings.topic_rules, 1, rules),
     ]
 
 

@@ -1,4 +1,4 @@
-"""The Streamlit interface's entry point: five pages, each a script next to this one."""
+"""The Streamlit interface's entry point: its pages, each a script next to this one."""
 
 from pathlib import Path
 
@@ -15,6 +15,7 @@ page = st.navigation(
         st.Page(HERE / "results_page.py", title="Results", icon=":material/monitoring:"),
         st.Page(HERE / "review_page.py", title="Review queue", icon=":material/fact_check:"),
         st.Page(HERE / "quality_page.py", title="Live quality", icon=":material/query_stats:"),
+        st.Page(HERE / "rules_page.py", title="Rules", icon=":material/rule:"),
         st.Page(HERE / "kafka_page.py", title="Kafka", icon=":material/hub:"),
     ]
 )

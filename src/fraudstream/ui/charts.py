@@ -95,3 +95,23 @@ def daily_rates_chart(daily: pd.DataFrame) -> alt.Chart:
             ],
         )
     )
+
+
+def matches_chart(per_day: pd.DataFrame) -> alt.Chart:
+    """A backtest's matches per day, the part the model did not flag darker."""
+    kinds = {"beyond_model": "not flagged by the model", "also_flagged": "flagged by the model too"}
+    long = (
+        per_day[["day", *kinds]]
+        .rename(columns=kinds)
+        .melt(id_vars="day", var_name="kind", value_name="matches")
+    )
+    return (
+        alt.Chart(long)
+        .mark_bar()
+        .encode(
+            x=alt.X("day:T", title="day (transaction time)", axis=alt.Axis(format="%Y-%m-%d")),
+            y=alt.Y("matches:Q", title="matches", stack=True),
+            color=alt.Color("kind:N", title=None),
+            tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "kind:N", "matches:Q"],
+        )
+    )

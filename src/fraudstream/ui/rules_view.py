@@ -1,0 +1,92 @@
+"""What the Rules page does, without Streamlit: the rules as tables, publishing versions through the
+``rules`` topic (waiting until the page's feed has them), and a backtest over the stored transactions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+from confluent_kafka import KafkaException
+
+from fraudstream.config import Settings
+from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
+from fraudstream.pipeline.rules_feed import RuleFeed, publish
+from fraudstream.rules.backtest import BacktestError, BacktestReport, Progress, backtest
+from fraudstream.rules.rule import Draft, Rule, RuleConflict, RuleFieldError, with_enabled
+from fraudstream.rules.ruleset import RuleSet, new_versions
+from fraudstream.rules.syntax import RuleError
+
+PUBLISH_WAIT_S = 10.0
+RULE_COLUMNS = ["id", "name", "status", "action", "version", "author", "changed at", "expression"]
+HISTORY_COLUMNS = ["version", "changed at", "author", "enabled", "action", "name", "expression", "note"]
+
+# What the page shows as one line of error rather than a traceback.
+Refused = (RuleError, RuleConflict, RuleFieldError, KafkaException, StoreUnavailable, BacktestError)
+
+
+def rules_table(ruleset: RuleSet) -> pd.DataFrame:
+    """The latest version of every rule, with its status (enabled, disabled, or invalid)."""
+    rows = [
+        {
+            "id": rule.id,
+            "name": rule.name,
+            "status": "invalid" if rule.id in ruleset.invalid else "enabled" if rule.enabled else "disabled",
+            "action": rule.action,
+            "version": rule.version,
+            "author": rule.author,
+            "changed at": rule.created_at,
+            "expression": rule.expression,
+        }
+        for rule in ruleset.latest.values()
+    ]
+    return pd.DataFrame(rows, columns=RULE_COLUMNS)
+
+
+def history_table(versions: tuple[Rule, ...]) -> pd.DataFrame:
+    """A rule's versions, newest first."""
+    rows = [
+        {
+            "version": rule.version,
+            "changed at": rule.created_at,
+            "author": rule.author,
+            "enabled": rule.enabled,
+            "action": rule.action,
+            "name": rule.name,
+            "expression": rule.expression,
+            "note": rule.note,
+        }
+        for rule in reversed(versions)
+    ]
+    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+
+def publish_draft(settings: Settings, feed: RuleFeed, draft: Draft, author: str) -> Rule:
+    """Publish the version ``draft`` makes (a new rule, or an edit when it carries an id) and wait until
+    ``feed`` has it. Raises one of ``Refused``."""
+    [version] = new_versions(feed.rules, [draft], author)
+    _publish(settings, feed, version)
+    return version
+
+
+def publish_enabled(settings: Settings, feed: RuleFeed, rule_id: str, enabled: bool, author: str) -> Rule:
+    """Publish the next version of a rule, enabled or disabled, and wait until ``feed`` has it."""
+    current = feed.rules.get(rule_id)
+    if current is None:
+        raise RuleConflict(f"no rule {rule_id!r}")
+    version = with_enabled(current, enabled, author)
+    _publish(settings, feed, version)
+    return version
+
+
+def _publish(settings: Settings, feed: RuleFeed, version: Rule) -> None:
+    offset = publish(settings, version)
+    if not feed.wait_for(offset, PUBLISH_WAIT_S):
+        raise KafkaException(f"published {version.id} v{version.version}, but it is not read back yet")
+
+
+def run_backtest(
+    settings: Settings, rule: Rule, since: datetime, until: datetime, progress: Progress | None = None
+) -> BacktestReport:
+    """The backtest of ``rule`` over [since, until), read with the UI's read-only role."""
+    period = load_backtest_period(settings.pg_reader_dsn, since, until)
+    return backtest(rule, period.stored, since, until, period.labels, period.notes, progress)
