@@ -105,6 +105,13 @@ class Settings(BaseSettings):
         return self.pg_reader_user, self.pg_reader_password
 
     @property
+    def pg_writer(self) -> tuple[str, str] | None:
+        """The sink's role, (user, password), when its password is set."""
+        if self.pg_writer_password is None:
+            return None
+        return self.pg_writer_user, _plain(self.pg_writer_password)
+
+    @property
     def pg_reader_dsn(self) -> str:
         return self.model_copy(
             update={"pg_user": self.pg_reader_user, "pg_password": self.pg_reader_password}

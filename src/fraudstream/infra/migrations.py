@@ -7,20 +7,26 @@ from pathlib import Path
 
 import asyncpg
 
+from fraudstream.infra.secrets import pg_scram_verifier
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LOCK_ID = 7_461_302  # advisory lock: two services starting together apply each migration once
+WRITER_TABLES = ("fraud_scores",)  # what the sink writes
 
 
 def migration_files() -> list[Path]:
     return sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
 
 
-async def migrate(dsn: str, reader: tuple[str, str] | None = None) -> list[str]:
+async def migrate(
+    dsn: str, reader: tuple[str, str] | None = None, writer: tuple[str, str] | None = None
+) -> list[str]:
     """Apply the migrations not yet recorded; return the versions applied now.
 
-    ``reader`` (user, password) is a role given read access to every table, for the UI.
+    ``reader`` (user, password) is a role given read access to every table, for the UI; ``writer``
+    one that may only read and insert into the sink's tables.
     """
     connection = await asyncpg.connect(dsn)
     try:
@@ -42,25 +48,54 @@ async def migrate(dsn: str, reader: tuple[str, str] | None = None) -> list[str]:
             applied.append(version)
         if reader is not None:
             await ensure_reader(connection, *reader)
+        if writer is not None:
+            await ensure_writer(connection, *writer)
         return applied
     finally:
         await connection.close()
 
 
 async def ensure_reader(connection: asyncpg.Connection, user: str, password: str) -> None:
-    """Create (or update the password of) a login role that can only SELECT, now and in future tables.
+    """Create (or update the password of) a login role that can only SELECT, now and in future tables."""
+    await _ensure_login(connection, user, password)
+    await _run(
+        connection,
+        ("GRANT SELECT ON ALL TABLES IN SCHEMA public TO %I", user),
+        ("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO %I", user),
+    )
 
-    Role names and passwords cannot be bind parameters in DDL; ``format`` with %I/%L quotes them.
+
+async def ensure_writer(
+    connection: asyncpg.Connection, user: str, password: str, tables: tuple[str, ...] = WRITER_TABLES
+) -> None:
+    """Create (or update the password of) a login role that may only SELECT and INSERT into ``tables``:
+    no UPDATE, DELETE, TRUNCATE or DDL, and nothing on any other table."""
+    await _ensure_login(connection, user, password)
+    await _run(
+        connection,
+        ("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I", user),
+        *(("GRANT SELECT, INSERT ON TABLE %I TO %I", table, user) for table in tables),
+    )
+
+
+async def _ensure_login(connection: asyncpg.Connection, user: str, password: str) -> None:
+    """A login role without special powers that may connect and see the schema.
+
+    The password is sent as its SCRAM verifier: the plain password is in no statement, so in no log.
     """
     exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user)
     role = "ALTER ROLE %I" if exists else "CREATE ROLE %I"
-    statements = [
-        (f"{role} LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE", user, password),
+    await _run(
+        connection,
+        (f"{role} LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE", user, pg_scram_verifier(password)),
         ("GRANT CONNECT ON DATABASE %I TO %I", None, user),
         ("GRANT USAGE ON SCHEMA public TO %I", user),
-        ("GRANT SELECT ON ALL TABLES IN SCHEMA public TO %I", user),
-        ("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO %I", user),
-    ]
+    )
+
+
+async def _run(connection: asyncpg.Connection, *statements: tuple[str | None, ...]) -> None:
+    """Each (template, arguments...) as formatted by the server: role names and passwords cannot be
+    bind parameters in DDL; ``format`` with %I/%L quotes them."""
     for template, *arguments in statements:
         await connection.execute(await _formatted(connection, template, arguments))
 

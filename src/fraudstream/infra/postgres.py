@@ -11,14 +11,30 @@ import os
 import pwd
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraudstream.infra.process import InfraError, port_in_use, wait_until
+from fraudstream.infra.secrets import write_private
 
 logger = logging.getLogger(__name__)
 
 SERVER_USER = "postgres"
+# Secured: TLS connections authenticated by SCRAM-SHA-256 only. The server has no Unix socket
+# (unix_socket_directories=''), so the set-up code connects the same way, over TLS, as the owner.
+SECURE_HBA = """\
+# TYPE   DATABASE USER ADDRESS      METHOD
+hostssl  all      all  127.0.0.1/32 scram-sha-256
+hostssl  all      all  ::1/128      scram-sha-256
+"""
+
+
+@dataclass(frozen=True)
+class PostgresTLS:
+    """The server's key and certificate (PEM); with them, only TLS and SCRAM are accepted."""
+
+    key: Path
+    certificate: Path
 
 
 @dataclass(frozen=True)
@@ -28,9 +44,10 @@ class PostgresServer:
     data_dir: Path
     port: int = 5432
     user: str = "fraud"
-    password: str = "fraud"
+    password: str = field(default="fraud", repr=False)
     database: str = "fraud"
     host: str = "127.0.0.1"
+    tls: PostgresTLS | None = None
 
     @property
     def home(self) -> Path:
@@ -46,8 +63,9 @@ class PostgresServer:
         return self.home / "server.log"
 
     @property
-    def dsn(self) -> str:
-        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.database}"
+    def address(self) -> str:
+        """Where the server is, as a DSN without the password (for printing)."""
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
     def running(self) -> bool:
         return self._pg_ctl("status").returncode == 0
@@ -60,6 +78,7 @@ class PostgresServer:
             self._init_cluster()
             logger.info("starting PostgreSQL on %s:%s", self.host, self.port)
             options = f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories=''"
+            options += self._secure_options()
             result = self._pg_ctl(
                 "start", "-w", "-t", str(int(timeout)), "-l", str(self.log_file), "-o", options
             )
@@ -79,13 +98,29 @@ class PostgresServer:
         if self.running():
             self._pg_ctl("stop", "-m", "immediate", "-w")
 
+    def _secure_options(self) -> str:
+        """Server options of the secured mode: TLS on, SCRAM only, the hba file that allows only those."""
+        if self.tls is None:
+            return ""
+        tls_dir = self.home / "tls"
+        tls_dir.mkdir(exist_ok=True)
+        key, certificate, hba = tls_dir / "server.key", tls_dir / "server.pem", tls_dir / "pg_hba.conf"
+        write_private(key, self.tls.key.read_text())
+        write_private(certificate, self.tls.certificate.read_text())
+        write_private(hba, SECURE_HBA)
+        self._hand_to_server_user(tls_dir, key, certificate, hba)
+        return (
+            f" -c ssl=on -c ssl_cert_file={certificate} -c ssl_key_file={key} -c hba_file={hba}"
+            " -c ssl_min_protocol_version=TLSv1.2 -c password_encryption=scram-sha-256"
+        )
+
     def _init_cluster(self) -> None:
         if (self.cluster_dir / "PG_VERSION").exists():
             return
         logger.info("initialising a PostgreSQL cluster in %s", self.cluster_dir)
         self.cluster_dir.mkdir(parents=True, exist_ok=True)
         password_file = self.home / ".pg-password"
-        password_file.write_text(self.password + "\n")
+        write_private(password_file, self.password + "\n")
         self._hand_to_server_user(self.home, self.cluster_dir, password_file)
         result = self._run(
             "initdb", "-D", str(self.cluster_dir), "-U", self.user, f"--pwfile={password_file}",
