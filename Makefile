@@ -24,11 +24,14 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
+# SECURE=1: Kafka SASL_SSL with ACLs, PostgreSQL TLS, logins (README, Security).
+SECURE_FLAG := $(if $(filter 1 yes true,$(SECURE)),--secure)
+
 run: system-deps install
-	$(BIN)/fraudstream run
+	$(BIN)/fraudstream run $(SECURE_FLAG)
 
 up: system-deps install
-	$(BIN)/fraudstream up
+	$(BIN)/fraudstream up $(SECURE_FLAG)
 
 down: install
 	$(BIN)/fraudstream down

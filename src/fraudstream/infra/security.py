@@ -82,17 +82,28 @@ class LocalSecurity:
 
     def service_environment(self, settings: Settings, service: str) -> dict[str, str]:
         """The variables that make ``service`` (one of SERVICES) connect as itself, over TLS."""
-        variables = {name: str(value) for name, value in self._tls().items()}
-        variables["kafka_sasl_username"] = principal(service)
+        values, files = self._service(settings, service)
+        environment = {f"{PREFIX}{name.upper()}": str(value) for name, value in values.items()}
+        for name, path in files.items():
+            environment[f"{PREFIX}{name.upper()}_FILE"] = str(path.resolve())
+        return environment
+
+    def service_settings(self, settings: Settings, service: str) -> Settings:
+        """``settings`` as ``service`` has them in its environment (for a command run by hand)."""
+        values, files = self._service(settings, service)
+        passwords = {name: read_password(path) for name, path in files.items()}
+        return settings.model_copy(update={**values, **passwords})
+
+    def _service(self, settings: Settings, service: str) -> tuple[dict[str, object], dict[str, Path]]:
+        """``service``'s settings that differ: (values, password files) by field name."""
+        values = {**self._tls(), "kafka_sasl_username": principal(service)}
         files = {"kafka_sasl_password": self.password_file(f"kafka-{service}")}
         if service == "sink":
-            variables["pg_user"] = settings.pg_writer_user
+            values["pg_user"] = settings.pg_writer_user
             files["pg_password"] = self.password_file(PG_WRITER_SECRET)
         if service == "ui":
             files["pg_reader_password"] = self.password_file(PG_READER_SECRET)
-        environment = {f"{PREFIX}{name.upper()}": value for name, value in variables.items()}
-        environment.update({f"{PREFIX}{name.upper()}_FILE": str(path.resolve()) for name, path in files.items()})
-        return environment
+        return values, files
 
     def _tls(self) -> dict[str, object]:
         ca = self.ca.certificate.resolve()
@@ -106,6 +117,6 @@ class LocalSecurity:
 
 
 def child_environment(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
-    """``base`` overridden by ``extra``, without the plain value of any password ``extra`` names a file for."""
+    """``base`` overridden by ``extra``, less the plain value of each password ``extra`` names a file for."""
     replaced = {name.removesuffix("_FILE") for name in extra if name.endswith("_FILE")}
     return {**{name: value for name, value in base.items() if name not in replaced}, **extra}

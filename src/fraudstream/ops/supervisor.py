@@ -16,6 +16,7 @@ from rich.console import Console
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import free_port, wait_until
+from fraudstream.infra.security import child_environment
 from fraudstream.infra.stack import LocalStack
 
 SERVICES = ("detector", "sink", "ui")
@@ -25,11 +26,13 @@ RESTART_DELAY_S = 2.0
 @dataclass
 class Child:
     name: str
-    process: subprocess.Popen = field(repr=False)
+    env: dict[str, str] = field(repr=False)
+    process: subprocess.Popen | None = field(default=None, repr=False)
 
-
-def start_service(name: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fraudstream", name], start_new_session=True)
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "fraudstream", self.name], start_new_session=True, env=self.env
+        )
 
 
 class ServiceProcess:
@@ -60,7 +63,7 @@ class ServiceProcess:
                 command,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **self.settings.environment(), **self.env},
+                env=child_environment({**os.environ, **self.settings.environment()}, self.env),
             )
 
     def health(self) -> dict | None:
@@ -96,21 +99,32 @@ class ServiceProcess:
         return "\n".join(self.output.read_text(errors="replace").splitlines()[-lines:])
 
 
-def run_system(settings: Settings, console: Console, keep_infra: bool = False) -> None:
-    stack = LocalStack.from_settings(settings)
+def service_environment(stack: LocalStack, name: str) -> dict[str, str]:
+    """What service ``name`` is started with: this environment, plus its own credentials when secured."""
+    if stack.security is None:
+        return dict(os.environ)
+    return child_environment(dict(os.environ), stack.security.service_environment(stack.settings, name))
+
+
+def run_system(settings: Settings, console: Console, keep_infra: bool = False, secure: bool = False) -> None:
+    stack = LocalStack.from_settings(settings, secure=secure)
     started = time.perf_counter()
     with console.status("starting") as status:
         stack.up(step=lambda message: status.update(message))
-    children = [Child(name, start_service(name)) for name in SERVICES]
+    children = [Child(name, service_environment(stack, name)) for name in SERVICES]
+    for child in children:
+        child.start()
+    mode = "SASL_SSL + ACLs" if secure else "PLAINTEXT"
     console.print(
         f"[green]ready in {time.perf_counter() - started:.1f} s[/]\n"
         f"  UI:         http://localhost:{settings.ui_port}\n"
-        f"  Kafka:      {settings.kafka_bootstrap_servers}\n"
-        f"  PostgreSQL: {stack.postgres.dsn}\n"
+        f"  Kafka:      {settings.kafka_bootstrap_servers} ({mode})\n"
+        f"  PostgreSQL: {stack.postgres.address}{' (TLS, verify-full)' if secure else ''}\n"
         f"  metrics:    http://localhost:{settings.detector_metrics_port}/metrics (detector), "
         f"http://localhost:{settings.sink_metrics_port}/metrics (sink)\n"
         f"  logs:       {settings.log_dir}/<service>.log\n"
-        "Send transactions with `fraudstream send FILE.csv`. Ctrl-C stops everything."
+        f"Send transactions with `fraudstream send{' --secure' if secure else ''} FILE.csv`. "
+        "Ctrl-C stops everything."
     )
     stopping = False
 
@@ -143,7 +157,7 @@ def _restart_exited(children: list[Child], console: Console) -> None:
                 f"[yellow]{child.name} exited with {code}; restarting in {RESTART_DELAY_S:.0f} s[/]"
             )
             time.sleep(RESTART_DELAY_S)
-            child.process = start_service(child.name)
+            child.start()
 
 
 def _wait_or_kill(process: subprocess.Popen, timeout: float = 20.0) -> None:
