@@ -70,6 +70,35 @@ def up(secure: SecureOption = False) -> None:
     console.print(f"[green]up[/]: Kafka {stack.kafka.bootstrap_servers}, PostgreSQL {stack.postgres.address}")
 
 
+users_app = typer.Typer(help="Accounts of the interface (its logins).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="the login name")],
+    role: Annotated[str, typer.Option(help="viewer, analyst or admin")],
+    secure: SecureOption = False,
+) -> None:
+    """Add an account. The password is asked twice on a terminal, else read from the first line of stdin;
+    never an argument (it would show in the shell history and the process list)."""
+    import getpass
+    import sys
+
+    from fraudstream.ui import accounts
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = _local_settings(secure, "admin")
+    try:
+        accounts.run(settings.pg_dsn, accounts.add_user, name, password, role, f"cli:{getpass.getuser()}")
+    except accounts.AccountError as error:
+        raise _fail(f"{error}; no account was added") from error
+    console.print(f"added {name} as {role}")
+
+
 @app.command()
 def down() -> None:
     """Stop the local Kafka and PostgreSQL (their data stays under the data dir)."""

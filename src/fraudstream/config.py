@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path(".cache"), description="Kafka jars resolved from Maven Central")
     log_dir: Path = Field(Path("logs"), description="service logs, one file per service")
     ui_port: int = 8501
+    ui_auth: bool = Field(False, description="the interface asks for a login (on with --secure)")
+    ui_session_idle_hours: float = Field(8.0, gt=0, description="a login expires after this long idle")
     detector_metrics_port: int = 9101
     sink_metrics_port: int = 9102
 

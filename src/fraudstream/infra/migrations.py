@@ -14,6 +14,9 @@ logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LOCK_ID = 7_461_302  # advisory lock: two services starting together apply each migration once
 WRITER_TABLES = ("fraud_scores",)  # what the sink writes
+# What the interface writes besides reading everything: its accounts, login attempts, audit trail
+# (appended to, never changed).
+READER_WRITES = {"users": "INSERT, UPDATE", "login_attempts": "INSERT", "audit": "INSERT"}
 
 
 def migration_files() -> list[Path]:
@@ -56,12 +59,17 @@ async def migrate(
 
 
 async def ensure_reader(connection: asyncpg.Connection, user: str, password: str) -> None:
-    """Create (or update the password of) a login role that can only SELECT, now and in future tables."""
+    """Create (or update the password of) the interface's login role: SELECT on every table, now and in
+    future tables, and writes only to the interface's own account tables (READER_WRITES)."""
     await _ensure_login(connection, user, password)
     await _run(
         connection,
         ("GRANT SELECT ON ALL TABLES IN SCHEMA public TO %I", user),
         ("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO %I", user),
+        *(
+            (f"GRANT {privileges} ON TABLE %I TO %I", table, user)
+            for table, privileges in READER_WRITES.items()
+        ),
     )
 
 

@@ -102,6 +102,7 @@ class LocalSecurity:
             values["pg_user"] = settings.pg_writer_user
             files["pg_password"] = self.password_file(PG_WRITER_SECRET)
         if service == "ui":
+            values["ui_auth"] = True
             files["pg_reader_password"] = self.password_file(PG_READER_SECRET)
         return values, files
 

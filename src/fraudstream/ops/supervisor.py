@@ -111,6 +111,8 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False, s
     started = time.perf_counter()
     with console.status("starting") as status:
         stack.up(step=lambda message: status.update(message))
+    if secure:
+        _announce_first_admin(stack.settings, console)
     children = [Child(name, service_environment(stack, name)) for name in SERVICES]
     for child in children:
         child.start()
@@ -147,6 +149,18 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False, s
         if not keep_infra:
             console.print("stopping Kafka and PostgreSQL")
             stack.down()
+
+
+def _announce_first_admin(settings: Settings, console: Console) -> None:
+    """Create the interface's first admin when there is no account, and show its password this once."""
+    from fraudstream.ui import accounts
+
+    password = accounts.run(settings.pg_dsn, accounts.first_admin, "fraudstream run")
+    if password is not None:
+        console.print(
+            f"[bold]first login of the interface[/]: user [bold]admin[/], password [bold]{password}[/]\n"
+            "  shown only now: keep it, or add people with `fraudstream users add NAME --role ROLE --secure`"
+        )
 
 
 def _restart_exited(children: list[Child], console: Console) -> None:

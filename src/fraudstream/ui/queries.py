@@ -14,6 +14,8 @@ import orjson
 import pandas as pd
 
 from fraudstream.config import Settings
+from fraudstream.ui.session import reveals_personal_data
+from fraudstream.ui.tables import mask_personal
 
 CONNECT_TIMEOUT_S = 3.0
 RECENT_FRAUDS = 10
@@ -113,14 +115,20 @@ async def _load(settings: Settings) -> Results:
         await connection.close()
 
 
-def load_results(settings: Settings) -> Results:
-    """Everything the results view shows, read over one connection.
+def load_results(settings: Settings, reveal_personal: bool | None = None) -> Results:
+    """Everything the results view shows, read over one connection; the card holders' names and streets
+    masked unless ``reveal_personal`` (by default: unless the session's role may see them).
 
     Raises DatabaseUnavailable when PostgreSQL is down, refuses the login, or lacks ``fraud_scores``.
     """
     try:
-        return asyncio.run(_load(settings))
+        results = asyncio.run(_load(settings))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # TimeoutError is an OSError
         where = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
         reason = str(error) or repr(error)
         raise DatabaseUnavailable(f"PostgreSQL at {where} is unavailable: {reason}") from error
+    if reveal_personal is None:
+        reveal_personal = reveals_personal_data()
+    if not reveal_personal:
+        results.frauds["transaction"] = [mask_personal(row) for row in results.frauds["transaction"]]
+    return results

@@ -9,6 +9,8 @@ import pandas as pd
 from fraudstream.contracts.schema import INPUT_COLUMNS
 
 INPUT_SUMMARY = {"amount": "amount", "merch": "merchant", "cat_id": "category"}
+PERSONAL_FIELDS = ("name_1", "name_2", "street")
+MASK = "•••"
 
 
 def reasons_frame(reasons: list[dict[str, Any]] | None) -> pd.DataFrame:
@@ -43,3 +45,10 @@ def input_fields(transaction: dict[str, Any] | None) -> pd.DataFrame:
     row = transaction or {}
     fields = [column for column in INPUT_COLUMNS if column in row]
     return pd.DataFrame({"field": fields, "value": [str(row[column]) for column in fields]})
+
+
+def mask_personal(transaction: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored input row with the card holder's names and street hidden (what a viewer sees)."""
+    if transaction is None:
+        return None
+    return {key: MASK if key in PERSONAL_FIELDS else value for key, value in transaction.items()}
