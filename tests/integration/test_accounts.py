@@ -1,4 +1,4 @@
-"""The interface's accounts on the real PostgreSQL: `fraudstream users add`, the audit trail, the UI's role."""
+"""Accounts on the real PostgreSQL: `fraudstream users add`, the audit trail, the UI's role."""
 
 from __future__ import annotations
 
