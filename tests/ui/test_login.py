@@ -92,15 +92,15 @@ def test_an_idle_session_expires(auth_env, monkeypatch):
 
 
 def insert_flagged(settings: Settings) -> str:
-    """A flagged transaction with a card holder's name and street, the newest of all."""
+    """A flagged transaction with a card holder's name and street, scored now (so the newest)."""
     transaction_id = str(uuid.uuid4())
 
     async def insert() -> None:
         connection = await asyncpg.connect(settings.pg_dsn)
         try:
             await connection.execute(
-                "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, transaction, scored_at)"
-                " VALUES ($1, 0.99, 1, $2::jsonb, now() + interval '1 hour')",
+                "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, transaction)"
+                " VALUES ($1, 0.99, 1, $2::jsonb)",
                 transaction_id,
                 json.dumps(HOLDER),
             )
