@@ -26,17 +26,20 @@ from confluent_kafka.admin import (
     ResourcePatternType,
     ResourceType,
 )
+from streamlit.testing.v1 import AppTest
 
 from fraudstream.config import Settings
 from fraudstream.infra.kafka_access import principal
 from fraudstream.infra.process import free_port
-from fraudstream.infra.security import LocalSecurity
+from fraudstream.infra.security import LocalSecurity, child_environment
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.tls import LocalCA
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline.producer import TransactionProducer
+from fraudstream.ui import accounts
 from tests.helpers import count_rows, wait_for
+from tests.ui.conftest import RUN_TIMEOUT_S, UI_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -367,3 +370,23 @@ def test_no_password_is_in_any_log_or_output(secure, secure_services):
         if password in path.read_bytes()
     ]
     assert found == []
+
+
+# --- the interface ------------------------------------------------------------------------------------
+
+
+def test_the_interface_logs_in_over_tls_as_the_first_admin(secure, monkeypatch):
+    password = accounts.run(secure.admin.pg_dsn, accounts.first_admin, "test")
+    for name, value in child_environment(
+        secure.base.environment(), secure.security.service_environment(secure.base, "ui")
+    ).items():
+        monkeypatch.setenv(name, value)
+    app = AppTest.from_file(str(UI_DIR / "app.py"), default_timeout=RUN_TIMEOUT_S).run()
+    app.text_input(key="login_name").input("admin")
+    app.text_input(key="login_password").input(password)
+
+    app.button[0].click().run()
+
+    assert not app.exception and not app.error
+    assert app.session_state["user"] == accounts.User("admin", "admin")
+    assert accounts.run(secure.admin.pg_dsn, accounts.first_admin, "test") is None
