@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import ssl
 import tempfile
 import uuid
@@ -29,6 +30,7 @@ from confluent_kafka.admin import (
 from streamlit.testing.v1 import AppTest
 
 from fraudstream.config import Settings
+from fraudstream.infra.kafka import BROKER_NAME
 from fraudstream.infra.kafka_access import principal
 from fraudstream.infra.process import free_port
 from fraudstream.infra.security import LocalSecurity, child_environment
@@ -390,3 +392,24 @@ def test_the_interface_logs_in_over_tls_as_the_first_admin(secure, monkeypatch):
     assert not app.exception and not app.error
     assert app.session_state["user"] == accounts.User("admin", "admin")
     assert accounts.run(secure.admin.pg_dsn, accounts.first_admin, "test") is None
+
+
+def test_the_controller_listener_requires_a_certificate_from_the_local_ca(secure):
+    host, _, port = secure.base.kafka_bootstrap_servers.rpartition(":")
+    controller = (host, int(port) + 1)
+    context = ssl.create_default_context(cafile=secure.admin.kafka_ssl_cafile)
+
+    with (
+        pytest.raises(ssl.SSLError, match="ALERT_BAD_CERTIFICATE"),
+        socket.create_connection(controller, timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(b"\x00\x00\x00\x00")
+        tls.recv(1)  # TLS 1.3: the server refuses the missing certificate after the handshake
+    key, certificate = secure.security.ca.server(BROKER_NAME)
+    context.load_cert_chain(certificate, key)
+    with (
+        socket.create_connection(controller, timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")

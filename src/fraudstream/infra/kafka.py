@@ -27,6 +27,7 @@ JVM_PERFORMANCE = (
 
 
 MECHANISM = "SCRAM-SHA-512"
+BROKER_NAME = "kafka"  # the common name of the broker's certificate
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
 
 
@@ -167,9 +168,9 @@ class KafkaServer:
     def _secure_listener(self, security: BrokerSecurity) -> dict[str, str]:
         """SASL_SSL with SCRAM-SHA-512 for every client, and ACLs enforced.
 
-        The controller listener stays PLAINTEXT, bound to loopback only: SCRAM cannot authenticate
-        KRaft controller connections, and the broker reaches its controller there as ANONYMOUS, which
-        must therefore be a super user. Only local processes can reach that port.
+        SCRAM cannot authenticate KRaft controller connections, so the controller listener (loopback
+        only) is TLS with client certificates: only a holder of a certificate from the local CA gets
+        in, and the broker's own certificate (its principal ``User:CN=kafka``) is a super user.
         """
         keystore = self.data_dir / "broker-keystore.pem"
         write_private(keystore, security.key.read_text() + security.certificate.read_text())
@@ -180,7 +181,8 @@ class KafkaServer:
         return {
             "listeners": f"SASL_SSL://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
             "advertised.listeners": f"SASL_SSL://{self.host}:{self.port}",
-            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "listener.name.controller.ssl.client.auth": "required",
             "inter.broker.listener.name": "SASL_SSL",
             "sasl.enabled.mechanisms": MECHANISM,
             "sasl.mechanism.inter.broker.protocol": MECHANISM,
@@ -192,7 +194,7 @@ class KafkaServer:
             "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
             "authorizer.class.name": AUTHORIZER,
             "allow.everyone.if.no.acl.found": "false",
-            "super.users": f"User:{security.admin_user};User:ANONYMOUS",
+            "super.users": f"User:{security.admin_user};User:CN={BROKER_NAME}",
         }
 
     def _format_storage(self, java: str, config: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from fraudstream.config import Settings
-from fraudstream.infra.kafka import MECHANISM, BrokerSecurity
+from fraudstream.infra.kafka import BROKER_NAME, MECHANISM, BrokerSecurity
 from fraudstream.infra.kafka_access import ADMIN, SERVICES, principal
 from fraudstream.infra.postgres import PostgresTLS
 from fraudstream.infra.secrets import password_file, read_password
@@ -46,7 +46,7 @@ class LocalSecurity:
     def prepare(self) -> None:
         """Make what is missing: the CA, the servers' certificates, every password."""
         self.ca.ensure()
-        self.ca.server("kafka")
+        self.ca.server(BROKER_NAME)
         self.ca.server("postgres")
         for name in (KAFKA_ADMIN_SECRET, *(f"kafka-{service}" for service in SERVICES)):
             self.password_file(name)
@@ -54,7 +54,7 @@ class LocalSecurity:
             self.password_file(name)
 
     def broker(self) -> BrokerSecurity:
-        key, certificate = self.ca.server("kafka")
+        key, certificate = self.ca.server(BROKER_NAME)
         return BrokerSecurity(
             key, certificate, self.ca.certificate, principal(ADMIN), self.password(KAFKA_ADMIN_SECRET)
         )
