@@ -134,3 +134,35 @@ def test_only_analysts_and_admins_see_card_holders_names(auth_env, role, masked)
     else:
         assert personal == {key: HOLDER[key] for key in personal}
     assert fields["amount"] == "999.5"
+
+
+def users_page(user: accounts.User) -> AppTest:
+    app = AppTest.from_file(str(UI_DIR / "users_page.py"), default_timeout=RUN_TIMEOUT_S)
+    app.session_state["user"] = user
+    return app.run()
+
+
+def test_only_an_admin_may_open_the_users_page(auth_env):
+    app = users_page(accounts.User(new_user(auth_env, "analyst"), "analyst"))
+
+    assert [error.value for error in app.error] == ["Only an admin may manage users."]
+    assert not app.dataframe and not app.text_input
+
+
+def test_an_admin_adds_a_user_and_the_audit_names_the_admin(auth_env):
+    admin = new_user(auth_env, "admin")
+    added = f"added-{uuid.uuid4().hex[:8]}"
+    app = users_page(accounts.User(admin, "admin"))
+
+    app.text_input[0].input(added)
+    app.text_input[1].input(PASSWORD)
+    app.selectbox[0].select("analyst")
+    [submit] = [button for button in app.button if button.label == "Add"]
+    submit.click().run()
+
+    assert [success.value for success in app.success] == [f"added {added} as analyst"]
+    assert accounts.run(auth_env.pg_dsn, accounts.login, added, PASSWORD) == accounts.User(added, "analyst")
+    trail = app.dataframe[-1].value
+    assert trail.loc[trail["subject"] == added, ["actor", "action"]].to_numpy().tolist() == [
+        [admin, "user added"]
+    ]
