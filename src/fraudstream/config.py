@@ -156,7 +156,7 @@ class Settings(BaseSettings):
         optional = {
             "sasl.mechanism": self.kafka_sasl_mechanism,
             "sasl.username": self.kafka_sasl_username,
-            "sasl.password": self.kafka_sasl_password,
+            "sasl.password": None if self.kafka_sasl_password is None else _plain(self.kafka_sasl_password),
             "ssl.ca.location": self.kafka_ssl_cafile,
         }
         config.update({key: value for key, value in optional.items() if value is not None})

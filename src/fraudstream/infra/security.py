@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from pydantic import SecretStr
 
@@ -69,15 +70,16 @@ class LocalSecurity:
 
     def admin_settings(self, settings: Settings) -> Settings:
         """``settings`` as the set-up code runs: Kafka's super user, PostgreSQL's owner, both over TLS."""
-        return settings.model_copy(
-            update={
+        return _updated(
+            settings,
+            {
                 **self._tls(),
                 "kafka_sasl_username": principal(ADMIN),
                 "kafka_sasl_password": self.password(KAFKA_ADMIN_SECRET),
                 "pg_password": self.password(PG_OWNER_SECRET),
                 "pg_reader_password": self.password(PG_READER_SECRET),
-                "pg_writer_password": SecretStr(self.password(PG_WRITER_SECRET)),
-            }
+                "pg_writer_password": self.password(PG_WRITER_SECRET),
+            },
         )
 
     def service_environment(self, settings: Settings, service: str) -> dict[str, str]:
@@ -92,7 +94,7 @@ class LocalSecurity:
         """``settings`` as ``service`` has them in its environment (for a command run by hand)."""
         values, files = self._service(settings, service)
         passwords = {name: read_password(path) for name, path in files.items()}
-        return settings.model_copy(update={**values, **passwords})
+        return _updated(settings, {**values, **passwords})
 
     def _service(self, settings: Settings, service: str) -> tuple[dict[str, object], dict[str, Path]]:
         """``service``'s settings that differ: (values, password files) by field name."""
@@ -115,6 +117,20 @@ class LocalSecurity:
             "pg_sslmode": PG_SSLMODE,
             "pg_sslrootcert": ca,
         }
+
+
+def _updated(settings: Settings, values: dict[str, object]) -> Settings:
+    """``settings`` with ``values``, each password wrapped as its field is typed (``model_copy`` does
+    not validate), whether a field is a ``SecretStr`` or still a ``str``."""
+    fields = type(settings).model_fields
+
+    def secret(name: str) -> bool:
+        annotation = fields[name].annotation
+        return annotation is SecretStr or SecretStr in get_args(annotation)
+
+    return settings.model_copy(
+        update={name: SecretStr(value) if secret(name) else value for name, value in values.items()}
+    )
 
 
 def child_environment(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
