@@ -32,11 +32,14 @@ system-deps:
 test-deps:
 	$(call install_missing,$(TEST_PACKAGES))
 
+# SECURE=1: Kafka SASL_SSL with ACLs, PostgreSQL TLS, logins (README, Security).
+SECURE_FLAG := $(if $(filter 1 yes true,$(SECURE)),--secure)
+
 run: system-deps install
-	$(BIN)/fraudstream run
+	$(BIN)/fraudstream run $(SECURE_FLAG)
 
 up: system-deps install
-	$(BIN)/fraudstream up
+	$(BIN)/fraudstream up $(SECURE_FLAG)
 
 down: install
 	$(BIN)/fraudstream down

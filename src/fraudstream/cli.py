@@ -39,20 +39,73 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+SecureOption = Annotated[
+    bool,
+    typer.Option(
+        "--secure", help="the local stack secured: TLS, SCRAM passwords and ACLs (see README, Security)"
+    ),
+]
+
+
+def _local_settings(secure: bool, principal: str) -> Settings:
+    """Settings(); with ``secure``, connecting to the secured local stack as ``principal``
+    ("admin" or a service), with the credentials kept under the data directory."""
+    settings = Settings()
+    if not secure:
+        return settings
+    from fraudstream.infra.security import LocalSecurity
+
+    security = LocalSecurity(settings.data_dir)
+    if not security.secrets_dir.exists():
+        raise _fail(f"no secured stack in {settings.data_dir}: start one with `fraudstream up --secure`")
+    if principal == "admin":
+        return security.admin_settings(settings)
+    return security.service_settings(settings, principal)
+
+
 @app.command()
-def up() -> None:
+def up(secure: SecureOption = False) -> None:
     """Start PostgreSQL and Kafka (idempotent), apply migrations, create topics; wait until healthy."""
     from fraudstream.infra.process import InfraError
     from fraudstream.infra.stack import LocalStack
 
     logging.basicConfig(level=logging.WARNING)
-    stack = LocalStack.from_settings(Settings())
     try:
+        stack = LocalStack.from_settings(Settings(), secure=secure)
         with console.status("starting") as status:
             stack.up(step=lambda message: status.update(message))
     except InfraError as error:
         raise _fail(str(error)) from error
     console.print(f"[green]up[/]: Kafka {stack.kafka.bootstrap_servers}, PostgreSQL {stack.postgres.address}")
+
+
+users_app = typer.Typer(help="Accounts of the interface (its logins).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="the login name")],
+    role: Annotated[str, typer.Option(help="viewer, analyst or admin")],
+    secure: SecureOption = False,
+) -> None:
+    """Add an account. The password is asked twice on a terminal, else read from the first line of stdin;
+    never an argument (it would show in the shell history and the process list)."""
+    import getpass
+    import sys
+
+    from fraudstream.ui import accounts
+
+    if sys.stdin.isatty():
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    settings = _local_settings(secure, "admin")
+    try:
+        accounts.run(settings.pg_dsn, accounts.add_user, name, password, role, f"cli:{getpass.getuser()}")
+    except accounts.AccountError as error:
+        raise _fail(f"{error}; no account was added") from error
+    console.print(f"added {name} as {role}")
 
 
 @app.command()
@@ -72,7 +125,9 @@ def migrate() -> None:
     from fraudstream.infra.migrations import migrate as apply_migrations
 
     settings = Settings()
-    applied = asyncio.run(apply_migrations(settings.pg_dsn, reader=settings.pg_reader))
+    applied = asyncio.run(
+        apply_migrations(settings.pg_dsn, reader=settings.pg_reader, writer=settings.pg_writer)
+    )
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
 
 
@@ -86,11 +141,13 @@ def topics() -> None:
 
 
 @app.command()
-def status(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False, secure: SecureOption = False
+) -> None:
     """Health of every component; exits 0 only when all are healthy."""
     from fraudstream.ops.status import collect
 
-    report = collect(Settings())
+    report = collect(_local_settings(secure, "admin"))
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -132,6 +189,7 @@ def send(
     rate: Annotated[
         float | None, typer.Option(help="messages per second (default: as fast as possible)")
     ] = None,
+    secure: SecureOption = False,
 ) -> None:
     """Send each row of FILE to the transactions topic with a fresh transaction_id.
 
@@ -147,7 +205,7 @@ def send(
         raise _fail(f"{file}: {error}; nothing was sent") from error
     with _progress() as progress:
         task = progress.add_task("sending", total=len(frame))
-        report = TransactionProducer(Settings()).send(
+        report = TransactionProducer(_local_settings(secure, "producer")).send(
             frame, rate=rate, progress=lambda done, total: progress.update(task, completed=done)
         )
     console.print(f"sent {report.sent} transactions in {report.seconds:.2f} s ({report.rate:,.0f}/s)")
@@ -204,13 +262,14 @@ def ui() -> None:
 @app.command()
 def run(
     keep_infra: Annotated[bool, typer.Option(help="leave Kafka and PostgreSQL running on exit")] = False,
+    secure: SecureOption = False,
 ) -> None:
     """Start everything (infrastructure, detector, sink, UI) and stop it all on Ctrl-C."""
     from fraudstream.infra.process import InfraError
     from fraudstream.ops.supervisor import run_system
 
     try:
-        run_system(Settings(), console, keep_infra=keep_infra)
+        run_system(Settings(), console, keep_infra=keep_infra, secure=secure)
     except InfraError as error:
         raise _fail(str(error)) from error
 

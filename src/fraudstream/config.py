@@ -2,15 +2,21 @@
 
 Every field is read from ``FRAUDSTREAM_<FIELD NAME>`` (for example ``FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS``),
 the same names in local mode and in docker-compose. The defaults are the local mode's.
+
+A password (a field named ``*_password``) can instead be read from the file that
+``FRAUDSTREAM_<FIELD NAME>_FILE`` names, as docker secrets are mounted; setting both is an error.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
 from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_PATH = PACKAGE_DIR / "ml" / "default_model"
@@ -47,6 +53,14 @@ class Settings(BaseSettings):
     pg_database: str = "fraud"
     pg_reader_user: str = Field("fraud_reader", description="read-only role the UI connects as")
     pg_reader_password: SecretStr = SecretStr("fraud_reader")
+    pg_writer_user: str = Field("fraud_writer", description="the sink's role: SELECT, INSERT on its tables")
+    pg_writer_password: SecretStr | None = Field(
+        None, description="`migrate` creates the sink's role only when this is set"
+    )
+    pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        None, description="libpq's sslmode for every PostgreSQL client (unset: asyncpg's default, prefer)"
+    )
+    pg_sslrootcert: Path | None = Field(None, description="CA file the server's certificate is checked with")
 
     # Model and scoring
     model_path: Path = Field(DEFAULT_MODEL_PATH, description="CatBoost .cbm file or a model directory")
@@ -77,14 +91,32 @@ class Settings(BaseSettings):
     cache_dir: Path = Field(Path(".cache"), description="Kafka jars resolved from Maven Central")
     log_dir: Path = Field(Path("logs"), description="service logs, one file per service")
     ui_port: int = 8501
+    ui_auth: bool = Field(False, description="the interface asks for a login (on with --secure)")
+    ui_session_idle_hours: float = Field(8.0, gt=0, description="a login expires after this long idle")
     detector_metrics_port: int = 9101
     sink_metrics_port: int = 9102
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, SecretFiles(settings_cls), dotenv_settings, file_secret_settings
 
     @property
     def pg_dsn(self) -> str:
         """The connection string, password included: pass it to a connection, never print it."""
-        password = self.pg_password.get_secret_value()
-        return f"postgresql://{self.pg_user}:{password}@{self.pg_host}:{self.pg_port}/{self.pg_database}"
+        password = _plain(self.pg_password)
+        options = {"sslmode": self.pg_sslmode, "sslrootcert": self.pg_sslrootcert}
+        query = urlencode({key: str(value) for key, value in options.items() if value is not None})
+        return (
+            f"postgresql://{quote(self.pg_user, safe='')}:{quote(password, safe='')}"
+            f"@{self.pg_host}:{self.pg_port}/{self.pg_database}{'?' + query if query else ''}"
+        )
 
     @property
     def pg_address(self) -> str:
@@ -95,6 +127,13 @@ class Settings(BaseSettings):
     def pg_reader(self) -> tuple[str, SecretStr]:
         """The read-only role the UI connects as: (user, password)."""
         return self.pg_reader_user, self.pg_reader_password
+
+    @property
+    def pg_writer(self) -> tuple[str, SecretStr] | None:
+        """The sink's role, (user, password), when its password is set."""
+        if self.pg_writer_password is None:
+            return None
+        return self.pg_writer_user, self.pg_writer_password
 
     @property
     def pg_reader_dsn(self) -> str:
@@ -146,3 +185,30 @@ class Settings(BaseSettings):
 def _plain(value: object) -> str:
     """A setting's value as its environment variable holds it: secrets revealed, for a child process."""
     return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+class SecretFiles(PydanticBaseSettingsSource):
+    """Passwords read from the files that ``FRAUDSTREAM_<NAME>_FILE`` variables name (docker secrets).
+
+    A trailing newline is dropped. A variable naming a missing file, or set together with the plain
+    ``FRAUDSTREAM_<NAME>`` variable, is an error that says which.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = self.config.get("env_prefix", "")
+        values = {}
+        for name in self.settings_cls.model_fields:
+            variable = f"{prefix}{name.upper()}"
+            path = os.environ.get(f"{variable}_FILE")
+            if not name.endswith("_password") or path is None:
+                continue
+            if variable in os.environ:
+                raise ValueError(f"{variable} and {variable}_FILE are both set: set one of them")
+            try:
+                values[name] = Path(path).read_text().rstrip("\r\n")
+            except OSError as error:
+                raise ValueError(f"{variable}_FILE: cannot read {path}: {error.strerror}") from None
+        return values

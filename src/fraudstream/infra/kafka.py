@@ -8,10 +8,11 @@ import logging
 import shutil
 import subprocess
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraudstream.infra.process import InfraError, port_in_use, read_pid, spawn, terminate, wait_until
+from fraudstream.infra.secrets import kafka_scram_credential, write_private
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,26 @@ JVM_PERFORMANCE = (
 )
 
 
+MECHANISM = "SCRAM-SHA-512"
+BROKER_NAME = "kafka"  # the common name of the broker's certificate
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A SASL_SSL client listener: the broker's key and certificate, the CA, and its super user.
+
+    The super user's SCRAM credential is written when the storage is formatted; the broker also uses
+    it for its own inter-broker connections.
+    """
+
+    key: Path
+    certificate: Path
+    ca: Path
+    admin_user: str
+    admin_password: str = field(repr=False)
+
+
 @dataclass(frozen=True)
 class KafkaServer:
     """Where one local broker keeps its jars and data, and the ports it listens on."""
@@ -33,6 +54,7 @@ class KafkaServer:
     data_dir: Path
     port: int = 9092
     host: str = "127.0.0.1"
+    security: BrokerSecurity | None = None
 
     @property
     def controller_port(self) -> int:
@@ -137,22 +159,74 @@ class KafkaServer:
             "group.initial.rebalance.delay.ms": "0",
             "message.max.bytes": "1048576",
         }
-        config.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        if self.security is not None:
+            settings.update(self._secure_listener(self.security))
+        # Owner-only: secured, it holds the super user's password.
+        write_private(config, "".join(f"{key}={value}\n" for key, value in settings.items()))
         return config
 
+    def _secure_listener(self, security: BrokerSecurity) -> dict[str, str]:
+        """SASL_SSL with SCRAM-SHA-512 for every client, and ACLs enforced.
+
+        SCRAM cannot authenticate KRaft controller connections, so the controller listener (loopback
+        only) is TLS with client certificates: only a holder of a certificate from the local CA gets
+        in, and the broker's own certificate (its principal ``User:CN=kafka``) is a super user.
+        """
+        keystore = self.data_dir / "broker-keystore.pem"
+        write_private(keystore, security.key.read_text() + security.certificate.read_text())
+        jaas = (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{security.admin_user}" password="{security.admin_password}";'
+        )
+        return {
+            "listeners": f"SASL_SSL://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"SASL_SSL://{self.host}:{self.port}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "listener.name.controller.ssl.client.auth": "required",
+            "inter.broker.listener.name": "SASL_SSL",
+            "sasl.enabled.mechanisms": MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": MECHANISM,
+            f"listener.name.sasl_ssl.{MECHANISM.lower()}.sasl.jaas.config": jaas,
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(keystore.resolve()),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(security.ca.resolve()),
+            "ssl.enabled.protocols": "TLSv1.3,TLSv1.2",
+            "authorizer.class.name": AUTHORIZER,
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{security.admin_user};User:CN={BROKER_NAME}",
+        }
+
     def _format_storage(self, java: str, config: Path) -> None:
-        """Format the KRaft log directory on first start; later starts keep the data."""
+        """Format the KRaft log directory on first start; later starts keep the data.
+
+        Secured, the super user's SCRAM credential is part of the formatted metadata (salted: the
+        password is not on the command line). A directory formatted in the other mode is refused.
+        """
+        mode_file = self.data_dir / "security-mode"
+        mode = "SASL_SSL" if self.security is not None else "PLAINTEXT"
         if (self.data_dir / "kraft-logs" / "meta.properties").exists():
+            formatted = mode_file.read_text().strip() if mode_file.exists() else "PLAINTEXT"
+            if formatted != mode:
+                raise InfraError(
+                    f"the Kafka data in {self.data_dir} was made for {formatted} mode, not {mode}: "
+                    "use another FRAUDSTREAM_DATA_DIR (or `make clean` to start afresh)"
+                )
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # may start with "-"
+        scram = []
+        if self.security is not None:
+            credential = kafka_scram_credential(self.security.admin_user, self.security.admin_password)
+            scram = ["--add-scram", credential]
         result = subprocess.run(
             [java, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", self._classpath(),
-             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)],
+             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config), *scram],
             capture_output=True,
             text=True,
         )  # fmt: skip
         if result.returncode != 0:
             raise InfraError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+        mode_file.write_text(mode + "\n")
 
 
 def _require(program: str, hint: str) -> str:

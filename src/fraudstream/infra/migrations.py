@@ -8,20 +8,33 @@ from pathlib import Path
 import asyncpg
 from pydantic import SecretStr
 
+from fraudstream.infra.secrets import pg_scram_verifier
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 LOCK_ID = 7_461_302  # advisory lock: two services starting together apply each migration once
+# The sink process's role: it inserts scores, and the labels of its labels consumer (whose id comes from
+# a sequence), and its live-quality gauges read the current labels.
+WRITER_TABLES = ("fraud_scores", "fraud_labels")
+WRITER_SEQUENCES = ("fraud_labels_id_seq",)
+WRITER_READS = ("current_labels",)
+# What the interface writes besides reading everything: its accounts, login attempts, audit trail
+# (appended to, never changed).
+READER_WRITES = {"users": "INSERT, UPDATE", "login_attempts": "INSERT", "audit": "INSERT"}
 
 
 def migration_files() -> list[Path]:
     return sorted(MIGRATIONS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql"))
 
 
-async def migrate(dsn: str, reader: tuple[str, SecretStr] | None = None) -> list[str]:
+async def migrate(
+    dsn: str, reader: tuple[str, SecretStr] | None = None, writer: tuple[str, SecretStr] | None = None
+) -> list[str]:
     """Apply the migrations not yet recorded; return the versions applied now.
 
-    ``reader`` (user, password) is a role given read access to every table, for the UI.
+    ``reader`` (user, password) is a role given read access to every table, for the UI; ``writer``
+    one that may only read and insert into the sink's tables.
     """
     connection = await asyncpg.connect(dsn)
     try:
@@ -44,25 +57,62 @@ async def migrate(dsn: str, reader: tuple[str, SecretStr] | None = None) -> list
         if reader is not None:
             user, password = reader
             await ensure_reader(connection, user, password.get_secret_value())
+        if writer is not None:
+            user, password = writer
+            await ensure_writer(connection, user, password.get_secret_value())
         return applied
     finally:
         await connection.close()
 
 
 async def ensure_reader(connection: asyncpg.Connection, user: str, password: str) -> None:
-    """Create (or update the password of) a login role that can only SELECT, now and in future tables.
+    """Create (or update the password of) the interface's login role: SELECT on every table, now and in
+    future tables, and writes only to the interface's own account tables (READER_WRITES)."""
+    await _ensure_login(connection, user, password)
+    await _run(
+        connection,
+        ("GRANT SELECT ON ALL TABLES IN SCHEMA public TO %I", user),
+        ("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO %I", user),
+        *(
+            (f"GRANT {privileges} ON TABLE %I TO %I", table, user)
+            for table, privileges in READER_WRITES.items()
+        ),
+    )
 
-    Role names and passwords cannot be bind parameters in DDL; ``format`` with %I/%L quotes them.
+
+async def ensure_writer(
+    connection: asyncpg.Connection, user: str, password: str, tables: tuple[str, ...] = WRITER_TABLES
+) -> None:
+    """Create (or update the password of) a login role that may only SELECT and INSERT into ``tables``
+    (and read ``WRITER_READS``): no UPDATE, DELETE, TRUNCATE or DDL, and nothing on any other table."""
+    await _ensure_login(connection, user, password)
+    await _run(
+        connection,
+        ("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM %I", user),
+        *(("GRANT SELECT, INSERT ON TABLE %I TO %I", table, user) for table in tables),
+        *(("GRANT USAGE ON SEQUENCE %I TO %I", sequence, user) for sequence in WRITER_SEQUENCES),
+        *(("GRANT SELECT ON TABLE %I TO %I", view, user) for view in WRITER_READS),
+    )
+
+
+async def _ensure_login(connection: asyncpg.Connection, user: str, password: str) -> None:
+    """A login role without special powers that may connect and see the schema.
+
+    The password is sent as its SCRAM verifier: the plain password is in no statement, so in no log.
     """
     exists = await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user)
     role = "ALTER ROLE %I" if exists else "CREATE ROLE %I"
-    statements = [
-        (f"{role} LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE", user, password),
+    await _run(
+        connection,
+        (f"{role} LOGIN PASSWORD %L NOSUPERUSER NOCREATEDB NOCREATEROLE", user, pg_scram_verifier(password)),
         ("GRANT CONNECT ON DATABASE %I TO %I", None, user),
         ("GRANT USAGE ON SCHEMA public TO %I", user),
-        ("GRANT SELECT ON ALL TABLES IN SCHEMA public TO %I", user),
-        ("ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO %I", user),
-    ]
+    )
+
+
+async def _run(connection: asyncpg.Connection, *statements: tuple[str | None, ...]) -> None:
+    """Each (template, arguments...) as formatted by the server: role names and passwords cannot be
+    bind parameters in DDL; ``format`` with %I/%L quotes them."""
     for template, *arguments in statements:
         await connection.execute(await _formatted(connection, template, arguments))
 

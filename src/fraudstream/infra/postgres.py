@@ -15,10 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fraudstream.infra.process import InfraError, port_in_use, wait_until
+from fraudstream.infra.secrets import write_private
 
 logger = logging.getLogger(__name__)
 
 SERVER_USER = "postgres"
+# Secured: TLS connections authenticated by SCRAM-SHA-256 only. The server has no Unix socket
+# (unix_socket_directories=''), so the set-up code connects the same way, over TLS, as the owner.
+SECURE_HBA = """\
+# TYPE   DATABASE USER ADDRESS      METHOD
+hostssl  all      all  127.0.0.1/32 scram-sha-256
+hostssl  all      all  ::1/128      scram-sha-256
+"""
+
+
+@dataclass(frozen=True)
+class PostgresTLS:
+    """The server's key and certificate (PEM); with them, only TLS and SCRAM are accepted."""
+
+    key: Path
+    certificate: Path
 
 
 @dataclass(frozen=True)
@@ -31,6 +47,7 @@ class PostgresServer:
     password: str = field(default="fraud", repr=False)
     database: str = "fraud"
     host: str = "127.0.0.1"
+    tls: PostgresTLS | None = None
 
     @property
     def home(self) -> Path:
@@ -61,6 +78,7 @@ class PostgresServer:
             self._init_cluster()
             logger.info("starting PostgreSQL on %s:%s", self.host, self.port)
             options = f"-p {self.port} -c listen_addresses={self.host} -c unix_socket_directories=''"
+            options += self._secure_options()
             result = self._pg_ctl(
                 "start", "-w", "-t", str(int(timeout)), "-l", str(self.log_file), "-o", options
             )
@@ -80,13 +98,29 @@ class PostgresServer:
         if self.running():
             self._pg_ctl("stop", "-m", "immediate", "-w")
 
+    def _secure_options(self) -> str:
+        """Server options of the secured mode: TLS on, SCRAM only, the hba file that allows only those."""
+        if self.tls is None:
+            return ""
+        tls_dir = self.home / "tls"
+        tls_dir.mkdir(exist_ok=True)
+        key, certificate, hba = tls_dir / "server.key", tls_dir / "server.pem", tls_dir / "pg_hba.conf"
+        write_private(key, self.tls.key.read_text())
+        write_private(certificate, self.tls.certificate.read_text())
+        write_private(hba, SECURE_HBA)
+        self._hand_to_server_user(tls_dir, key, certificate, hba)
+        return (
+            f" -c ssl=on -c ssl_cert_file={certificate} -c ssl_key_file={key} -c hba_file={hba}"
+            " -c ssl_min_protocol_version=TLSv1.2 -c password_encryption=scram-sha-256"
+        )
+
     def _init_cluster(self) -> None:
         if (self.cluster_dir / "PG_VERSION").exists():
             return
         logger.info("initialising a PostgreSQL cluster in %s", self.cluster_dir)
         self.cluster_dir.mkdir(parents=True, exist_ok=True)
         password_file = self.home / ".pg-password"
-        password_file.write_text(self.password + "\n")
+        write_private(password_file, self.password + "\n")
         self._hand_to_server_user(self.home, self.cluster_dir, password_file)
         result = self._run(
             "initdb", "-D", str(self.cluster_dir), "-U", self.user, f"--pwfile={password_file}",

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import free_port, wait_until
+from fraudstream.infra.security import child_environment
 from fraudstream.infra.stack import LocalStack
 from fraudstream.pipeline import kafka
 
@@ -58,7 +59,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                env={**os.environ, **self.settings.environment(), **self.env},
+                env=child_environment({**os.environ, **self.settings.environment()}, self.env),
             )
 
     def exit_code(self) -> int | None:
@@ -101,25 +102,39 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
 
-def run_system(settings: Settings, console: Console, keep_infra: bool = False) -> None:
-    stack = LocalStack.from_settings(settings)
+def service_credentials(stack: LocalStack, name: str) -> dict[str, str]:
+    """The variables that make service ``name`` connect as itself when the stack is secured (none else)."""
+    if stack.security is None:
+        return {}
+    return stack.security.service_environment(stack.settings, name)
+
+
+def run_system(settings: Settings, console: Console, keep_infra: bool = False, secure: bool = False) -> None:
+    stack = LocalStack.from_settings(settings, secure=secure)
     started = time.perf_counter()
     with console.status("starting") as status:
         stack.up(step=lambda message: status.update(message))
+    if secure:
+        _announce_first_admin(stack.settings, console)
     services = [
-        ServiceProcess(name, settings, port=getattr(settings, PORT_SETTINGS[name])) for name in SERVICES
+        ServiceProcess(
+            name, settings, port=getattr(settings, PORT_SETTINGS[name]), env=service_credentials(stack, name)
+        )
+        for name in SERVICES
     ]
     for service in services:
         service.start()
+    mode = "SASL_SSL + ACLs" if secure else "PLAINTEXT"
     console.print(
         f"[green]ready in {time.perf_counter() - started:.1f} s[/]\n"
         f"  UI:         http://localhost:{settings.ui_port}\n"
-        f"  Kafka:      {settings.kafka_bootstrap_servers}\n"
-        f"  PostgreSQL: {stack.postgres.address}\n"
+        f"  Kafka:      {settings.kafka_bootstrap_servers} ({mode})\n"
+        f"  PostgreSQL: {stack.postgres.address}{' (TLS, verify-full)' if secure else ''}\n"
         f"  metrics:    http://localhost:{settings.detector_metrics_port}/metrics (detector), "
         f"http://localhost:{settings.sink_metrics_port}/metrics (sink)\n"
         f"  logs:       {settings.log_dir}/<service>.log (output: {settings.log_dir}/<service>-<port>.out)\n"
-        "Send transactions with `fraudstream send FILE.csv`. Ctrl-C stops everything."
+        f"Send transactions with `fraudstream send{' --secure' if secure else ''} FILE.csv`. "
+        "Ctrl-C stops everything."
     )
     stopping = False
 
@@ -142,6 +157,18 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False) -
         if not keep_infra:
             console.print("stopping Kafka and PostgreSQL")
             stack.down()
+
+
+def _announce_first_admin(settings: Settings, console: Console) -> None:
+    """Create the interface's first admin when there is no account, and show its password this once."""
+    from fraudstream.ui import accounts
+
+    password = accounts.run(settings.pg_dsn, accounts.first_admin, "fraudstream run")
+    if password is not None:
+        console.print(
+            f"[bold]first login of the interface[/]: user [bold]admin[/], password [bold]{password}[/]\n"
+            "  shown only now: keep it, or add people with `fraudstream users add NAME --role ROLE --secure`"
+        )
 
 
 def _restart_exited(services: list[ServiceProcess], console: Console) -> None:

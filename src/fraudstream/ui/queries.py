@@ -16,6 +16,8 @@ import orjson
 import pandas as pd
 
 from fraudstream.config import Settings
+from fraudstream.ui.session import reveals_personal_data
+from fraudstream.ui.tables import mask_personal
 
 CONNECT_TIMEOUT_S = 3.0
 RECENT_FRAUDS = 10
@@ -117,9 +119,15 @@ async def _load(connection: asyncpg.Connection) -> Results:
     )
 
 
-def load_results(settings: Settings) -> Results:
-    """Everything the results view shows, read over one connection."""
-    return read(settings, _load)
+def load_results(settings: Settings, reveal_personal: bool | None = None) -> Results:
+    """Everything the results view shows, read over one connection; the card holders' names and streets
+    masked unless ``reveal_personal`` (by default: unless the session's role may see them)."""
+    results = read(settings, _load)
+    if reveal_personal is None:
+        reveal_personal = reveals_personal_data()
+    if not reveal_personal:
+        results.frauds["transaction"] = [mask_personal(row) for row in results.frauds["transaction"]]
+    return results
 
 
 def read(settings: Settings, queries: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:

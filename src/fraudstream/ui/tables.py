@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -10,6 +11,11 @@ from fraudstream.contracts.schema import INPUT_COLUMNS
 
 INPUT_SUMMARY = {"amount": "amount", "merch": "merchant", "cat_id": "category"}
 LABEL_NAMES = {0: "legitimate", 1: "fraud"}
+PERSONAL_FIELDS = ("name_1", "name_2", "street")
+# Text a spreadsheet would run as a formula (CSV injection), OWASP's list: = + - @ tab CR first.
+# Only text is checked: a number (a negative amount) is never a formula.
+FORMULA = re.compile(r"^[=+\-@\t\r]")
+MASK = "•••"
 
 
 def reasons_frame(reasons: list[dict[str, Any]] | None) -> pd.DataFrame:
@@ -30,6 +36,7 @@ def fraud_table(frauds: pd.DataFrame) -> pd.DataFrame:
             "score": frauds["score"].to_numpy(),
         }
     )
+    inputs = inputs.map(neutralise)
     table = pd.concat([table, inputs.rename(columns=INPUT_SUMMARY)], axis=1)
     table["top reason"] = top
     if "label" in frauds.columns:
@@ -54,4 +61,20 @@ def input_fields(transaction: dict[str, Any] | None) -> pd.DataFrame:
     """The stored input row as (field, value) in the input format's column order; empty if not stored."""
     row = transaction or {}
     fields = [column for column in INPUT_COLUMNS if column in row]
-    return pd.DataFrame({"field": fields, "value": [str(row[column]) for column in fields]})
+    return pd.DataFrame({"field": fields, "value": [str(neutralise(row[column])) for column in fields]})
+
+
+def neutralise(value: Any) -> Any:
+    """``value``, with a leading ``'`` when it is text a spreadsheet would run as a formula.
+
+    Tables are shown with st.dataframe / st.table, whose toolbar downloads them as CSV: a merchant
+    name sent through Kafka as ``=cmd|' /C calc'!A0`` must open in a spreadsheet as text.
+    """
+    return f"'{value}" if isinstance(value, str) and FORMULA.match(value) else value
+
+
+def mask_personal(transaction: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The stored input row with the card holder's names and street hidden (what a viewer sees)."""
+    if transaction is None:
+        return None
+    return {key: MASK if key in PERSONAL_FIELDS else value for key, value in transaction.items()}

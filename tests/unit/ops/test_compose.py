@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 import typer
 import yaml
+from pydantic import SecretStr
 
 from fraudstream.cli import app
 from fraudstream.config import DEFAULT_MODEL_PATH, PACKAGE_DIR, Settings
@@ -23,6 +24,7 @@ COMPOSE_SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 VARIABLE = re.compile(r"\$\{(\w+)(?::?[-?][^}]*)?\}")
 REFERENCE_ONLY = re.compile(r"^\$\{\w+(?::?[-?][^}]*)?\}$")
 SECRET_NAME = re.compile(r"USER|PASSWORD|SECRET|SASL")
+SECRETS_DIR = "/run/secrets/"
 COMPONENTS = ("topics", "migrate", "detector", "sink", "ui")
 
 
@@ -88,12 +90,31 @@ def defaults(monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings()
 
 
-def settings_of(service: dict, dotenv: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The Settings a container of ``service`` builds from its environment."""
+def secret_files(service: dict, compose: dict, dotenv: dict[str, str], folder: Path) -> dict[str, str]:
+    """``service``'s environment as its container sees it: each /run/secrets/<name> a file in ``folder``
+    holding the value .env gives that secret."""
+    mounted = set(service.get("secrets", []))
+    environment = {}
+    for name, value in service["environment"].items():
+        value = interpolate(value, dotenv)
+        if value.startswith(SECRETS_DIR):
+            secret = value.removeprefix(SECRETS_DIR)
+            assert secret in mounted, (name, secret)
+            path = folder / secret
+            path.write_text(dotenv[compose["secrets"][secret]["environment"]] + "\n")
+            value = str(path)
+        environment[name] = value
+    return environment
+
+
+def settings_of(
+    service: dict, dotenv: dict[str, str], monkeypatch: pytest.MonkeyPatch, compose: dict, folder: Path
+) -> Settings:
+    """The Settings a container of ``service`` builds from its environment and its secrets."""
     with monkeypatch.context() as patch:
         clear_settings_environment(patch)
-        for name, value in service["environment"].items():
-            patch.setenv(name, interpolate(value, dotenv))
+        for name, value in secret_files(service, compose, dotenv, folder).items():
+            patch.setenv(name, value)
         return Settings()
 
 
@@ -113,8 +134,9 @@ def test_each_component_runs_as_a_fraudstream_subcommand(project_services: dict[
 
 def test_fraudstream_variables_are_settings_fields(dotenv: dict[str, str]) -> None:
     fields = {f"FRAUDSTREAM_{name.upper()}" for name in Settings.model_fields}
+    files = {f"{field}_FILE" for field in fields if field.endswith("_PASSWORD")}
     used = set(re.findall(r"\bFRAUDSTREAM_\w+", COMPOSE_FILE.read_text())) | set(dotenv)
-    assert used - fields == set()
+    assert used - fields - files == set()
 
 
 def test_project_services_reach_kafka_and_postgres_inside_the_network(
@@ -126,7 +148,7 @@ def test_project_services_reach_kafka_and_postgres_inside_the_network(
         environment = service["environment"]
         assert environment["FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS"] == internal, name
         assert services[environment["FRAUDSTREAM_PG_HOST"]]["image"].startswith("postgres:16"), name
-        for setting in ("FRAUDSTREAM_PG_USER", "FRAUDSTREAM_PG_PASSWORD", "FRAUDSTREAM_PG_DATABASE"):
+        for setting in ("FRAUDSTREAM_PG_USER", "FRAUDSTREAM_PG_DATABASE"):
             assert setting in environment, (name, setting)
     assert services["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == internal
 
@@ -140,32 +162,70 @@ def test_host_clients_reach_kafka_with_the_default_bootstrap_servers(
     assert f"{port}:{port}" in kafka["ports"]
 
 
+def _revealed(user: str, password: SecretStr) -> tuple[str, str]:
+    return user, password.get_secret_value()
+
+
 def test_postgres_is_created_with_the_credentials_the_services_use(
-    services: dict[str, dict], project_services: dict[str, dict], dotenv: dict[str, str]
+    compose: dict,
+    services: dict[str, dict],
+    project_services: dict[str, dict],
+    dotenv: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    environment = services["postgres"]["environment"]
-    postgres = {name: interpolate(value, dotenv) for name, value in environment.items()}
+    postgres = secret_files(services["postgres"], compose, dotenv, tmp_path)
+    owner = (postgres["POSTGRES_USER"], Path(postgres["POSTGRES_PASSWORD_FILE"]).read_text().strip())
     assert postgres["POSTGRES_DB"] == "fraud"
-    for name, service in project_services.items():
-        environment = {key: interpolate(value, dotenv) for key, value in service["environment"].items()}
-        assert environment["FRAUDSTREAM_PG_USER"] == postgres["POSTGRES_USER"], name
-        assert environment["FRAUDSTREAM_PG_PASSWORD"] == postgres["POSTGRES_PASSWORD"], name
-        assert environment["FRAUDSTREAM_PG_DATABASE"] == postgres["POSTGRES_DB"], name
+    migrate = settings_of(project_services["migrate"], dotenv, monkeypatch, compose, tmp_path)
+    sink = settings_of(project_services["sink"], dotenv, monkeypatch, compose, tmp_path)
+    interface = settings_of(project_services["interface"], dotenv, monkeypatch, compose, tmp_path)
+    writer, reader = _revealed(*migrate.pg_writer), _revealed(*migrate.pg_reader)
+    assert _revealed(migrate.pg_user, migrate.pg_password) == owner
+    assert _revealed(sink.pg_user, sink.pg_password) == writer  # the INSERT-only role migrate creates
+    assert _revealed(*interface.pg_reader) == reader  # the read-only role migrate creates
+    assert len({owner[1], writer[1], reader[1]}) == 3
+    for settings in (migrate, sink, interface):
+        assert settings.pg_database == postgres["POSTGRES_DB"]
     assert "pgdata:/var/lib/postgresql/data" in services["postgres"]["volumes"]
 
 
+def test_each_secret_is_mounted_only_where_it_is_used(compose: dict, services: dict[str, dict]) -> None:
+    for name, service in services.items():
+        named = {
+            value.removeprefix(SECRETS_DIR)
+            for value in service.get("environment", {}).values()
+            if str(value).startswith(SECRETS_DIR)
+        }
+        assert set(service.get("secrets", [])) == named, name
+    used = {secret for service in services.values() for secret in service.get("secrets", [])}
+    assert used == set(compose["secrets"])
+
+
+def test_secrets_come_from_env_and_no_password_is_a_plain_variable(
+    compose: dict, services: dict[str, dict], dotenv: dict[str, str]
+) -> None:
+    for secret in compose["secrets"].values():
+        assert set(secret) == {"environment"} and secret["environment"] in dotenv
+    for name, service in services.items():
+        assert not [key for key in service.get("environment", {}) if key.endswith("PASSWORD")], name
+
+
 def test_topics_service_creates_the_topics_the_detector_and_sink_use(
+    compose: dict,
     project_services: dict[str, dict],
     dotenv: dict[str, str],
     defaults: Settings,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
-    created = settings_of(project_services["topics"], dotenv, monkeypatch)
+    created = settings_of(project_services["topics"], dotenv, monkeypatch, compose, tmp_path)
     assert (created.topic_partitions, created.topic_replication_factor) == (3, 1)
     expected = topic_specs(created)
     assert [spec.name for spec in expected] == [spec.name for spec in topic_specs(defaults)]
     for name in ("detector", "sink", "interface"):
-        assert topic_specs(settings_of(project_services[name], dotenv, monkeypatch)) == expected, name
+        settings = settings_of(project_services[name], dotenv, monkeypatch, compose, tmp_path)
+        assert topic_specs(settings) == expected, name
 
 
 def test_healthchecks_probe_the_ports_the_services_serve(
@@ -214,7 +274,9 @@ def test_env_example_covers_every_variable_compose_uses(dotenv: dict[str, str]) 
 def test_credentials_come_from_env_not_from_the_compose_file(services: dict[str, dict]) -> None:
     for name, service in services.items():
         for key, value in service.get("environment", {}).items():
-            if SECRET_NAME.search(key):
+            if key.endswith("_FILE"):
+                assert str(value).startswith(SECRETS_DIR), (name, key, value)
+            elif SECRET_NAME.search(key):
                 assert REFERENCE_ONLY.match(str(value)), (name, key, value)
 
 
