@@ -1,19 +1,19 @@
 """The backtest's loader on the session's real PostgreSQL: the period and its warm-up, rows without
-input, and the labels query (against a ``current_labels`` view of this test's own schema)."""
+input, and the current labels."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import free_port
-from fraudstream.pipeline.backtest_store import StoreUnavailable, current_labels, load_backtest_period
+from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
 from tests.unit.transactions import transactions
 
 pytestmark = pytest.mark.integration
@@ -59,48 +59,36 @@ def insert(settings: Settings) -> list[str]:
     return ids
 
 
-def test_the_period_from_its_warm_up_to_its_end_and_no_labels_without_the_view(stack_settings):
+def test_the_period_from_its_warm_up_to_its_end_and_rows_without_input_noted(stack_settings):
     ids = insert(stack_settings)
 
     period = load_backtest_period(stack_settings.pg_reader_dsn, SINCE, UNTIL)
 
     assert sorted(period.stored["transaction_id"]) == sorted(ids[1:4])  # [since - 7 days, until)
     assert period.stored.set_index("transaction_id").loc[ids[3], "transaction"]["amount"] == 10.0
-    assert period.labels is None
+    assert period.labels.empty
     assert any(
         note.endswith("scored transactions have no stored input and are not replayed")
         for note in period.notes
     )
-    assert "no label figures: the current_labels view does not exist in this database yet" in period.notes
 
 
-def test_labels_are_read_from_current_labels(stack_settings):
+def test_labels_are_the_current_ones_of_the_period(stack_settings):
     ids = insert(stack_settings)
-    schema = f"labels_{uuid.uuid4().hex[:8]}"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    decisions = [(ids[2], 1, at), (ids[3], 1, at), (ids[3], 0, at + timedelta(days=1))]
     asyncio.run(
         _execute(
             stack_settings.pg_dsn,
-            f"CREATE SCHEMA {schema}; CREATE VIEW {schema}.current_labels AS"
-            f" SELECT * FROM (VALUES ('{ids[2]}'::uuid, 1::smallint), ('{ids[3]}'::uuid, 0::smallint))"
-            " AS labels (transaction_id, label)",
+            "INSERT INTO fraud_labels (label_id, transaction_id, label, source, author, labelled_at)"
+            " VALUES ($1, $2, $3, 'analyst', 'test', $4)",
+            *((uuid.uuid4(), uuid.UUID(i), label, when) for i, label, when in decisions),
         )
     )
 
-    async def read() -> object:
-        connection = await asyncpg.connect(
-            stack_settings.pg_dsn, server_settings={"search_path": f"{schema},public"}
-        )
-        try:
-            return await current_labels(connection, ids)
-        finally:
-            await connection.close()
+    period = load_backtest_period(stack_settings.pg_reader_dsn, SINCE, UNTIL)
 
-    try:
-        labels = asyncio.run(read())
-    finally:
-        asyncio.run(_execute(stack_settings.pg_dsn, f"DROP SCHEMA {schema} CASCADE"))
-
-    assert sorted(labels.itertuples(index=False, name=None)) == sorted([(ids[2], 1), (ids[3], 0)])
+    assert sorted(period.labels.itertuples(index=False, name=None)) == sorted([(ids[2], 1), (ids[3], 0)])
 
 
 def test_an_unreachable_database_is_one_clear_error():

@@ -1,5 +1,5 @@
 """What a backtest reads from PostgreSQL: the stored transactions of a period (plus the warm-up before
-it) from ``fraud_scores``, and their labels from the ``current_labels`` view where it exists.
+it) from ``fraud_scores``, and their labels from the ``current_labels`` view.
 
 The period is in transaction time, the input's ``transaction_time`` inside the stored ``transaction``
 (text in the input's ``YYYY-MM-DD HH:MM[:SS]`` form, which orders like time under the "C" collation).
@@ -31,7 +31,7 @@ class StoreUnavailable(RuntimeError):
 @dataclass(frozen=True)
 class StoredPeriod:
     stored: pd.DataFrame  # STORED_COLUMNS, from the warm-up's start to the period's end
-    labels: pd.DataFrame | None  # transaction_id, label; None when there are no labels to use
+    labels: pd.DataFrame  # transaction_id, label: the current label of those that have one
     notes: tuple[str, ...]
 
 
@@ -57,18 +57,13 @@ async def without_input(connection: asyncpg.Connection) -> int:
     return await connection.fetchval("SELECT count(*) FROM fraud_scores WHERE transaction IS NULL")
 
 
-async def current_labels(connection: asyncpg.Connection, transaction_ids: list[str]) -> pd.DataFrame | str:
-    """(transaction_id, label) of these transactions, or why there are none to use."""
-    if not await connection.fetchval("SELECT to_regclass('current_labels') IS NOT NULL"):
-        return "no label figures: the current_labels view does not exist in this database yet"
-    try:
-        rows = await connection.fetch(
-            "SELECT transaction_id::text AS transaction_id, label FROM current_labels"
-            " WHERE transaction_id = ANY($1::uuid[])",
-            transaction_ids,
-        )
-    except asyncpg.InsufficientPrivilegeError as error:
-        return f"no label figures: {error}"
+async def current_labels(connection: asyncpg.Connection, transaction_ids: list[str]) -> pd.DataFrame:
+    """(transaction_id, label) of those of these transactions that have a label."""
+    rows = await connection.fetch(
+        "SELECT transaction_id::text AS transaction_id, label FROM current_labels"
+        " WHERE transaction_id = ANY($1::uuid[])",
+        transaction_ids,
+    )
     return pd.DataFrame([dict(row) for row in rows], columns=["transaction_id", "label"])
 
 
@@ -94,9 +89,6 @@ async def load_period(connection: asyncpg.Connection, since: datetime, until: da
     if missing:
         notes.append(f"{missing:,} scored transactions have no stored input and are not replayed")
     labels = await current_labels(connection, stored["transaction_id"].tolist())
-    if isinstance(labels, str):
-        notes.append(labels)
-        labels = None
     return StoredPeriod(stored, labels, tuple(notes))
 
 
