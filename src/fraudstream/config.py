@@ -52,6 +52,23 @@ class Settings(BaseSettings):
         0.5, ge=0.0, le=1.0, description="scores from here up carry their top-3 SHAP reasons (0 = all)"
     )
 
+    # Model registry (MLflow) and the model's life in production
+    mlflow_tracking_uri: str = Field(
+        "http://127.0.0.1:5000",
+        description="MLflow tracking server and registry; '' = no registry: serve model_path",
+    )
+    mlflow_port: int = Field(5000, description="port of the local MLflow server of `fraudstream up`")
+    mlflow_venv: Path = Field(Path(".venv-mlflow"), description="virtualenv of the local MLflow server")
+    registered_model: str = Field("fraudstream", description="registered model whose aliases serve")
+    model_poll_s: float = Field(2.0, gt=0, description="how often the detector resolves the aliases")
+    psi_warning: float = Field(0.2, gt=0, description="a PSI above this is drift worth a warning")
+    label_maturity_days: int = Field(
+        30, ge=0, description="`train --from-db`: an unlabelled transaction this old counts as legitimate"
+    )
+    alert_budget: int = Field(
+        100, ge=1, description="alerts the analysts can review per day; k of precision@k"
+    )
+
     # Detector micro-batches
     batch_max_messages: int = Field(5000, ge=1)
     batch_timeout_ms: int = Field(100, ge=1, description="how long an idle detector waits for a message")
@@ -80,6 +97,10 @@ class Settings(BaseSettings):
         return self.model_copy(
             update={"pg_user": self.pg_reader_user, "pg_password": self.pg_reader_password}
         ).pg_dsn
+
+    @property
+    def registry_configured(self) -> bool:
+        return bool(self.mlflow_tracking_uri)
 
     @property
     def dlq_transactions(self) -> str:

@@ -17,15 +17,16 @@ logger = logging.getLogger(__name__)
 
 
 def run_detector(settings: Settings, instance: str | None = None, metrics_port: int | None = None) -> None:
-    from fraudstream.ml.model import FraudModel
     from fraudstream.pipeline.detector import Detector
+    from fraudstream.pipeline.detector.serving import ModelServing
 
     setup_logging("detector", settings.log_dir)
-    model = FraudModel.load(settings.model_path)
-    detector = Detector(settings, model, instance=instance)
+    serving = ModelServing.from_settings(settings)
+    detector = Detector(settings, serving, instance=instance)
     port = settings.detector_metrics_port if metrics_port is None else metrics_port
     serve(port, detector.readiness)
-    logger.info("telemetry", extra=fields(port=port, model=model.version, threshold=settings.threshold))
+    registry = settings.mlflow_tracking_uri or "none"
+    logger.info("telemetry", extra=fields(port=port, registry=registry, threshold=settings.threshold))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: detector.stop())
     freeze_startup_objects()
