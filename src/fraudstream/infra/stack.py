@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from fraudstream.config import Settings
 from fraudstream.infra.kafka import KafkaServer
 from fraudstream.infra.migrations import migrate
+from fraudstream.infra.mlflow import MlflowServer
 from fraudstream.infra.postgres import PostgresServer
 from fraudstream.infra.topics import ensure_topics
 
@@ -21,6 +22,7 @@ class LocalStack:
     kafka: KafkaServer
     postgres: PostgresServer
     settings: Settings
+    mlflow: MlflowServer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalStack:
@@ -39,7 +41,7 @@ class LocalStack:
             database=settings.pg_database,
             host=_loopback(settings.pg_host),
         )
-        return cls(kafka=kafka, postgres=postgres, settings=settings)
+        return cls(kafka=kafka, postgres=postgres, settings=settings, mlflow=local_mlflow(settings))
 
     def up(self, step: Callable[[str], None] = logger.info) -> None:
         """Bring everything up; idempotent. ``step`` is told each stage as it starts."""
@@ -51,10 +53,28 @@ class LocalStack:
         self.kafka.start()
         step("Kafka: creating topics")
         ensure_topics(self.settings)
+        if self.mlflow is not None:
+            step("MLflow: starting the tracking server and registry")
+            self.mlflow.start()
 
     def down(self) -> None:
+        if self.mlflow is not None:
+            self.mlflow.stop()
         self.kafka.stop()
         self.postgres.stop()
+
+
+def local_mlflow(settings: Settings) -> MlflowServer | None:
+    """The local MLflow server, when the clients are configured to use it (``127.0.0.1:mlflow_port``)."""
+    local = {f"http://{host}:{settings.mlflow_port}" for host in ("127.0.0.1", "localhost")}
+    if settings.mlflow_tracking_uri.rstrip("/") not in local:
+        return None
+    return MlflowServer(
+        venv=settings.mlflow_venv,
+        data_dir=settings.data_dir,
+        pg_dsn=settings.pg_dsn,
+        port=settings.mlflow_port,
+    )
 
 
 def _loopback(host: str) -> str:

@@ -10,13 +10,18 @@ a shift worth a look. Categorical (text) features are left out.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
+
+from fraudstream.ml.model import METADATA_FILE, FraudModel
 
 SCORE = "score"
 BINS = 10
@@ -97,3 +102,18 @@ def worst(values: Mapping[str, float]) -> tuple[str, float] | None:
         return None
     name = max(finite, key=finite.__getitem__)
     return name, finite[name]
+
+
+def store_reference(
+    model_dir: Path, model: FraudModel, features: pd.DataFrame, max_rows: int = 200_000
+) -> None:
+    """Add the reference distributions of the training ``features`` (and their scores) to the model's
+    metadata. Over ``max_rows`` rows, every k-th row is used: quantiles need no more, and the rows stay
+    spread over the whole training period."""
+    step = max(1, len(features) // max_rows)
+    sample = features.iloc[::step]
+    numeric = [name for name in model.feature_names if name not in model.cat_features]
+    path = Path(model_dir) / METADATA_FILE
+    metadata = json.loads(path.read_text())
+    metadata["reference"] = reference(sample, numeric, model.predict(sample))
+    path.write_text(json.dumps(metadata, indent=2) + "\n")
