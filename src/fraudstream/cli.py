@@ -108,16 +108,21 @@ def _print_status(report: dict) -> None:
         table.add_row(f"  group {group}", "", lag.get("error", f"lag {lag.get('lag')} on {lag['topic']}"))
     detail = postgres.get("error", f"{postgres.get('fraud_scores_rows')} rows in fraud_scores")
     table.add_row("postgres", _mark(postgres["healthy"]), detail)
+    mlflow = report["mlflow"]
+    table.add_row("mlflow", _mark(mlflow["healthy"]), f"{mlflow['tracking_uri']}: {mlflow['detail']}")
     for name, service in report["services"].items():
         state = "[green]ready[/]" if service["ready"] else "[yellow]not ready[/]"
         partitions = service.get("assigned_partitions")
         age = service.get("last_batch_age_s")
-        table.add_row(
-            name,
-            state,
-            service["detail"] if partitions is None else f"partitions {partitions}, last batch {age} s ago",
+        detail = (
+            service["detail"] if partitions is None else f"partitions {partitions}, last batch {age} s ago"
         )
+        if service.get("champion"):
+            detail += f"; champion {service['champion']}, challenger {service.get('challenger') or 'none'}"
+        table.add_row(name, state, detail)
     Console().print(table)
+    for warning in report["warnings"]:
+        Console().print(f"[yellow]warning:[/] {warning}")
 
 
 def _mark(ok: bool) -> str:

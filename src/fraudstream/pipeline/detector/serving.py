@@ -31,6 +31,8 @@ from fraudstream.ml.model import FraudModel
 from fraudstream.ml.registry import CHALLENGER, CHAMPION, Registry, RegistryError, Version
 
 logger = logging.getLogger(__name__)
+# While the registry is down, urllib3 would log each failed poll; ``_failed`` logs the outage once.
+logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
