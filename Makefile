@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 # Debian packages the system needs: Java for Kafka, Maven to fetch Kafka's jars, PostgreSQL, Chromium for UI tests.
 DEBIAN_PACKAGES := openjdk-17-jre-headless maven postgresql chromium
 
-.PHONY: install system-deps run up down status test test-fast test-faults lint format clean
+.PHONY: install mlflow-server system-deps run up down status test test-fast test-faults lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,18 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# The MLflow server's own virtualenv: `mlflow` pins pyarrow < 26, which the product's virtualenv (the
+# client, mlflow-skinny, only) need not downgrade to. psycopg 3: its PostgreSQL store under SQLAlchemy 2.
+MLFLOW_VENV    ?= .venv-mlflow
+MLFLOW_VERSION := 3.17.2
+$(MLFLOW_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/pip install --quiet 'mlflow==$(MLFLOW_VERSION)' 'psycopg[binary]>=3.2,<4'
+	touch $@
+
+mlflow-server: $(MLFLOW_VENV)/.installed
 
 # Installs the Debian packages that are missing (needs root or sudo); a no-op when all are there.
 system-deps:
@@ -24,10 +36,10 @@ system-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-run: system-deps install
+run: system-deps install mlflow-server
 	$(BIN)/fraudstream run
 
-up: system-deps install
+up: system-deps install mlflow-server
 	$(BIN)/fraudstream up
 
 down: install
@@ -44,7 +56,7 @@ format: install
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: system-deps install lint
+test: system-deps install mlflow-server lint
 	$(BIN)/pytest
 
 test-fast: install

@@ -17,6 +17,7 @@ from rich.console import Console
 from fraudstream.config import Settings
 from fraudstream.infra.process import free_port, wait_until
 from fraudstream.infra.stack import LocalStack
+from fraudstream.pipeline.lifecycle import ensure_champion
 
 SERVICES = ("detector", "sink", "ui")
 RESTART_DELAY_S = 2.0
@@ -101,12 +102,16 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False) -
     started = time.perf_counter()
     with console.status("starting") as status:
         stack.up(step=lambda message: status.update(message))
+        status.update("model registry: making sure a champion serves")
+        champion = ensure_champion(settings)
     children = [Child(name, start_service(name)) for name in SERVICES]
     console.print(
         f"[green]ready in {time.perf_counter() - started:.1f} s[/]\n"
         f"  UI:         http://localhost:{settings.ui_port}\n"
         f"  Kafka:      {settings.kafka_bootstrap_servers}\n"
         f"  PostgreSQL: {stack.postgres.dsn}\n"
+        f"  MLflow:     {settings.mlflow_tracking_uri or 'no registry'}, "
+        f"champion {champion or settings.model_path}\n"
         f"  metrics:    http://localhost:{settings.detector_metrics_port}/metrics (detector), "
         f"http://localhost:{settings.sink_metrics_port}/metrics (sink)\n"
         f"  logs:       {settings.log_dir}/<service>.log\n"

@@ -48,6 +48,21 @@ def registry_of(settings: Settings) -> Registry:
     return Registry(settings.mlflow_tracking_uri, settings.registered_model)
 
 
+def ensure_champion(settings: Settings) -> str | None:
+    """With a registry and no champion yet (a fresh install), register ``model_path`` and make it the
+    champion, so that `fraudstream run` serves from the first start; the champion's label, or None
+    without a registry."""
+    if not settings.registry_configured:
+        return None
+    registry = registry_of(settings)
+    champion = registry.alias(CHAMPION)
+    if champion is None:
+        champion = register_path(registry, settings.model_path)
+        registry.set_champion(champion.number)
+        logger.info("first champion registered", extra={"fields": {"version": champion.label}})
+    return champion.label
+
+
 def register_path(registry: Registry, path: Path) -> Version:
     """Register a model directory, or a bare CatBoost ``.cbm`` with the metadata it implies."""
     path = Path(path)
