@@ -276,6 +276,15 @@ def models_register(
     console.print(f"registered {version.label}")
 
 
+@models_app.command("init")
+def models_init() -> None:
+    """With no champion yet: register FRAUDSTREAM_MODEL_PATH and make it the champion."""
+    from fraudstream.pipeline.lifecycle import ensure_champion
+
+    settings = Settings()
+    console.print(f"champion: {_registry_call(lambda _: ensure_champion(settings))}")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Every version with its aliases, training period and validation PR-AUC."""

@@ -1,4 +1,4 @@
-"""The Streamlit interface's entry point: three pages, each a script next to this one."""
+"""The Streamlit interface's entry point: four pages, each a script next to this one."""
 
 from pathlib import Path
 
@@ -14,6 +14,7 @@ page = st.navigation(
         ),
         st.Page(HERE / "results_page.py", title="Results", icon=":material/monitoring:"),
         st.Page(HERE / "kafka_page.py", title="Kafka", icon=":material/hub:"),
+        st.Page(HERE / "models_page.py", title="Models", icon=":material/model_training:"),
     ]
 )
 page.run()
