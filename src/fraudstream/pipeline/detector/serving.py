@@ -138,15 +138,19 @@ class ModelServing:
         self._publish(Models(champion_model, challenger_model, drift), numbers)
         self._last_error = None
 
+    def poll(self) -> None:
+        """One ``refresh``; a failure is recorded (``status``), and what serves stays in place."""
+        try:
+            self.refresh()
+        except RegistryError as error:
+            self._failed(error)
+        except Exception as error:  # a bad model must not end the thread: the old one keeps serving
+            logger.exception("model refresh failed")
+            self._failed(error)
+
     def _follow(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.refresh()
-            except RegistryError as error:
-                self._failed(error)
-            except Exception as error:  # a bad model must not end the thread: the old one keeps serving
-                logger.exception("model refresh failed")
-                self._failed(error)
+            self.poll()
             self._stop.wait(self.settings.model_poll_s)
 
     def _failed(self, error: BaseException) -> None:
