@@ -92,3 +92,13 @@ def test_an_unreachable_registry_or_a_bad_model_leaves_the_serving_models_in_pla
     serving.poll()
     assert serving.current() is serving_models
     assert "does not match the sha256" in serving.status()["model_registry"]
+
+
+def test_a_challenger_that_fails_its_checks_is_refused_once_and_the_champion_serves(serving, registry):
+    registry.aliases.update({CHAMPION: 1, CHALLENGER: 4})
+    registry.corrupt.add(4)
+    serving.poll()
+    serving.poll()
+    assert serving.current().champion.version == "fraudstream/1" and serving.current().challenger is None
+    assert serving.status()["model_registry"].startswith("challenger not loaded: fraudstream/4 refused")
+    assert registry.downloads == [1, 4]

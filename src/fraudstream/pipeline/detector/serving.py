@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from catboost import CatBoostError
 
 from fraudstream.config import Settings
 from fraudstream.contracts import schema
@@ -28,7 +29,14 @@ from fraudstream.logs import fields
 from fraudstream.ml.drift import DriftMonitor
 from fraudstream.ml.features import FEATURES, FeatureEngine
 from fraudstream.ml.model import FraudModel
-from fraudstream.ml.registry import CHALLENGER, CHAMPION, Registry, RegistryError, Version
+from fraudstream.ml.registry import (
+    CHALLENGER,
+    CHAMPION,
+    Registry,
+    RegistryError,
+    RegistryUnreachable,
+    Version,
+)
 
 logger = logging.getLogger(__name__)
 # While the registry is down, urllib3 would log each failed poll; ``_failed`` logs the outage once.
@@ -55,6 +63,7 @@ class ModelServing:
         self._versions: tuple[int | None, int | None] = (None, None)
         self._unreachable_since: datetime | None = None
         self._last_error: str | None = None
+        self._rejected: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loaded = threading.Event()
@@ -125,7 +134,7 @@ class ModelServing:
             return
         numbers = (champion.number, None if challenger is None else challenger.number)
         if numbers == self._versions:
-            self._last_error = None
+            self._last_error = self._challenger_problem(numbers[1])
             return
         current = self._models
         keep_champion = current is not None and numbers[0] == self._versions[0]
@@ -133,10 +142,19 @@ class ModelServing:
         challenger_model = None
         if challenger is not None:
             keep = current is not None and current.challenger is not None and numbers[1] == self._versions[1]
-            challenger_model = current.challenger if keep else self._verified(challenger)
+            try:
+                challenger_model = current.challenger if keep else self._verified(challenger)
+            except RegistryUnreachable:
+                raise
+            except RegistryError:  # the champion serves all the same, without a shadow
+                pass
         drift = current.drift if keep_champion else _drift_monitor(champion_model)
         self._publish(Models(champion_model, challenger_model, drift), numbers)
-        self._last_error = None
+        self._last_error = self._challenger_problem(numbers[1])
+
+    def _challenger_problem(self, number: int | None) -> str | None:
+        rejected = self._rejected.get(number) if number is not None else None
+        return None if rejected is None else f"challenger not loaded: {rejected}"
 
     def poll(self) -> None:
         """One ``refresh``; a failure is recorded (``status``), and what serves stays in place."""
@@ -164,12 +182,21 @@ class ModelServing:
             logger.warning("model not loaded", extra=fields(error=message))
 
     def _verified(self, version: Version) -> FraudModel:
-        """The version's model, downloaded and checked before it may serve."""
+        """The version's model, downloaded and checked before it may serve; a version that failed the
+        checks once is not downloaded again (registered versions do not change)."""
         assert self.registry is not None
-        path = self.registry.download(version, self.cache_dir)
-        model = FraudModel.load(path)
-        model.version = version.label
-        check(model)
+        if version.number in self._rejected:
+            raise RegistryError(self._rejected[version.number])
+        try:
+            path = self.registry.download(version, self.cache_dir)
+            model = FraudModel.load(path)
+            model.version = version.label
+            check(model)
+        except RegistryUnreachable:
+            raise
+        except (RegistryError, OSError, ValueError, CatBoostError) as error:
+            self._rejected[version.number] = f"{version.label} refused: {error}"
+            raise RegistryError(self._rejected[version.number]) from error
         return model
 
     def _publish(self, models: Models, numbers: tuple[int | None, int | None]) -> None:
