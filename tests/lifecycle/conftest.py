@@ -1,7 +1,7 @@
 """A real MLflow tracking server for the model-lifecycle tests, on the session's PostgreSQL.
 
 One server for the whole session (it takes ~25 s to start on this machine), from the server's own
-virtualenv ``.venv-mlflow`` (``make .venv-mlflow``; ``make test`` creates it).
+virtualenv ``.venv-mlflow`` (``make mlflow-server``; ``make test`` creates it).
 """
 
 from __future__ import annotations

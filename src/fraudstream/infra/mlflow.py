@@ -76,7 +76,9 @@ class MlflowServer:
         if self.pid() is None:
             program = self.venv / "bin" / "mlflow"
             if not program.exists():
-                raise InfraError(f"{program} is missing: `make .venv-mlflow` creates the server's virtualenv")
+                raise InfraError(
+                    f"{program} is missing: `make mlflow-server` creates the server's virtualenv"
+                )
             if port_in_use(self.host, self.port):
                 raise InfraError(f"port {self.port} is in use by another program; MLflow needs it free")
             asyncio.run(ensure_database(self.pg_dsn))
