@@ -320,7 +320,9 @@ def test_the_models_page_in_chromium(lifecycle: Lifecycle, page_env: Settings, t
         wait_for(lambda: _healthy(url), 30, "the UI")
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1800})
+            page = browser.new_page(
+                viewport={"width": 1400, "height": 2700}
+            )  # the whole page, drift included
             page.set_default_timeout(30_000)
             page.goto(url)
             page.get_by_role("link", name="Models").click()

@@ -1,14 +1,13 @@
 """Champion against challenger on the same labelled transactions: which one would serve better.
 
 Both models scored every transaction of the comparison (the challenger in shadow), so the comparison
-is paired: PR-AUC over all of them; precision and recall at the threshold and at the alert budget (the
-``budget_per_day x days`` highest scores of each model, what the analysts could review); how often the
+is paired: PR-AUC over all of them; precision and recall at the threshold and at the alert budget (each
+model's ``budget_per_day`` highest scores of each day, what the analysts could review); how often the
 two disagree on the flag, and the transactions where their scores differ most.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -18,17 +17,23 @@ from sklearn.metrics import average_precision_score
 TOP_DISAGREEMENTS = 10
 
 
-def compare(rows: pd.DataFrame, threshold: float, budget_per_day: int, days: float) -> dict[str, Any]:
-    """``rows`` has ``label``, ``score`` (champion), ``shadow_score`` (challenger) and ``transaction_id``."""
+def compare(rows: pd.DataFrame, threshold: float, budget_per_day: int) -> dict[str, Any]:
+    """``rows`` has ``transaction_id``, ``scored_at``, ``label``, ``score`` (champion) and
+    ``shadow_score`` (challenger). At the alert budget, each model flags its ``budget_per_day`` highest
+    scores of each day (UTC) of ``scored_at``: what the analysts could have reviewed."""
     labels = rows["label"].to_numpy(dtype=np.int64)
-    budget = max(1, math.ceil(budget_per_day * days))
-    result: dict[str, Any] = {"rows": len(rows), "positives": int(labels.sum()), "alert_budget": budget}
+    days = pd.to_datetime(rows["scored_at"], utc=True).dt.floor("D").to_numpy()
+    result: dict[str, Any] = {
+        "rows": len(rows),
+        "positives": int(labels.sum()),
+        "alert_budget": budget_per_day,
+    }
     for name, column in (("champion", "score"), ("challenger", "shadow_score")):
         scores = rows[column].to_numpy(dtype=np.float64)
         result[name] = {
             "pr_auc": _pr_auc(labels, scores),
             "at_threshold": _precision_recall(labels, scores > threshold),
-            "at_budget": _precision_recall(labels, _top(scores, budget)),
+            "at_budget": _precision_recall(labels, _top_per_day(scores, days, budget_per_day)),
         }
     flags = rows["score"].to_numpy() > threshold
     shadow_flags = rows["shadow_score"].to_numpy() > threshold
@@ -61,10 +66,12 @@ def _pr_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
     return float(average_precision_score(labels, scores)) if 0 < labels.sum() < len(labels) else None
 
 
-def _top(scores: np.ndarray, count: int) -> np.ndarray:
-    """A mask of the ``count`` highest scores (ties broken by position, as an alert queue would)."""
+def _top_per_day(scores: np.ndarray, days: np.ndarray, count: int) -> np.ndarray:
+    """A mask of the ``count`` highest scores of each day (ties broken by position)."""
+    order = np.lexsort((np.arange(len(scores)), -scores, days))  # by day, then score descending
+    rank = np.arange(len(order)) - np.searchsorted(days[order], days[order], side="left")
     mask = np.zeros(len(scores), dtype=bool)
-    mask[np.argsort(-scores, kind="stable")[:count]] = True
+    mask[order[rank < count]] = True
     return mask
 
 

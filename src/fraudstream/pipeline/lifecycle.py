@@ -81,7 +81,7 @@ def comparison(settings: Settings, registry: Registry, number: int, window: Wind
         raise RegistryError(f"no '{CHAMPION}' alias on {registry.name}")
     challenger = registry.version(number)
     rows = shadow_pairs(settings.pg_dsn, champion.label, challenger.label, window.since, window.until)
-    result = compare(rows, settings.threshold, settings.alert_budget, window.days)
+    result = compare(rows, settings.threshold, settings.alert_budget)
     return {"champion_version": champion.label, "challenger_version": challenger.label, **result}
 
 

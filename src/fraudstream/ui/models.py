@@ -47,8 +47,8 @@ def comparison_table(result: dict[str, Any]) -> pd.DataFrame:
         ("PR-AUC", ("pr_auc",)),
         ("precision at the threshold", ("at_threshold", "precision")),
         ("recall at the threshold", ("at_threshold", "recall")),
-        (f"precision at the alert budget ({result['alert_budget']})", ("at_budget", "precision")),
-        (f"recall at the alert budget ({result['alert_budget']})", ("at_budget", "recall")),
+        (f"precision at the alert budget ({result['alert_budget']}/day)", ("at_budget", "precision")),
+        (f"recall at the alert budget ({result['alert_budget']}/day)", ("at_budget", "recall")),
     ):
         row = {"metric": metric}
         for role, label in names.items():

@@ -16,6 +16,7 @@ def rows(challenger_noise: float) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "transaction_id": [f"t{i}" for i in range(400)],
+            "scored_at": pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(np.arange(400) % 2, "D"),
             "label": labels,
             "score": champion,
             "shadow_score": challenger,
@@ -24,10 +25,10 @@ def rows(challenger_noise: float) -> pd.DataFrame:
 
 
 def test_a_noisier_challenger_is_worse_and_refused():
-    result = compare(rows(0.8), threshold=0.5, budget_per_day=10, days=2)
-    assert result["alert_budget"] == 20 and result["rows"] == 400
+    result = compare(rows(0.8), threshold=0.5, budget_per_day=10)
+    assert result["alert_budget"] == 10 and result["rows"] == 400
     assert result["champion"]["pr_auc"] == 1.0 > result["challenger"]["pr_auc"]
-    assert result["champion"]["at_budget"]["flagged"] == 20
+    assert result["champion"]["at_budget"]["flagged"] == 20  # 10 on each of the two days
     assert result["champion"]["at_budget"]["precision"] == 1.0
     assert 0 < result["disagreement_rate"] < 1
     assert len(result["most_disagreed"]) == 10
@@ -38,7 +39,18 @@ def test_a_noisier_challenger_is_worse_and_refused():
 
 
 def test_an_equal_challenger_may_be_promoted_and_no_labels_mean_no_comparison():
-    assert challenger_not_worse(compare(rows(0.0), 0.5, 10, 1))[0]
+    assert challenger_not_worse(compare(rows(0.0), 0.5, 10))[0]
     unlabelled = rows(0.0).assign(label=0)
-    allowed, why = challenger_not_worse(compare(unlabelled, 0.5, 10, 1))
+    allowed, why = challenger_not_worse(compare(unlabelled, 0.5, 10))
     assert not allowed and why.startswith("no comparison")
+
+
+def test_the_budget_takes_each_days_highest_scores():
+    frame = rows(0.0).assign(
+        scored_at=pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(np.arange(400) // 200, "D"),
+        score=np.r_[np.linspace(0, 1, 200), np.linspace(0, 0.5, 200)],
+    )
+    frame["label"] = 0
+    frame.loc[[397, 398, 399], "label"] = 1  # the second day's 3 highest: low against the first day's
+    at_budget = compare(frame, 0.5, 3)["champion"]["at_budget"]
+    assert at_budget["flagged"] == 6 and at_budget["recall"] == 1.0 and at_budget["precision"] == 0.5
