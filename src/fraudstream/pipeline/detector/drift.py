@@ -30,10 +30,13 @@ class DriftGauges:
         self._updated = 0.0
         self._psi: dict[str, dict[str, float]] = {}
 
+    def forget(self) -> None:
+        """A new champion: its own reference (or none), so the gauges start over."""
+        self._monitor, self._updated, self._psi = None, 0.0, {}
+        PSI.clear()
+
     def observe(self, monitor: DriftMonitor, features: Mapping[str, ArrayLike], scores: ArrayLike) -> None:
-        if monitor is not self._monitor:  # a new champion: its own reference, gauges start over
-            self._monitor, self._updated = monitor, 0.0
-            PSI.clear()
+        self._monitor = monitor
         monitor.observe(features, scores)
         if time.monotonic() - self._updated >= self.interval_s:
             self.update()

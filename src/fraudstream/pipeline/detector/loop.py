@@ -202,6 +202,7 @@ class Detector:
                 self.metrics.model_info.labels("detector", self._serving_version).set(0)
             self._serving_version = models.champion.version
             self.metrics.model_info.labels("detector", self._serving_version).set(1)
+            self.drift.forget()
         return models
 
     def _reasons(
