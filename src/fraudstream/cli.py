@@ -252,7 +252,7 @@ def train(
             from fraudstream.ml.tracking import log_and_register
 
             report["registered"] = log_and_register(registry, out, report).label
-    except RegistryError as error:
+    except (RegistryError, OSError) as error:  # OSError: PostgreSQL unreachable for --from-db
         raise _fail(str(error)) from error
     console.print_json(data=report)
 
@@ -344,7 +344,7 @@ def _registry_call(action: Callable[[Registry], T]) -> T:
 
     try:
         return action(registry_of(Settings()))
-    except RegistryError as error:
+    except (RegistryError, OSError) as error:  # OSError: PostgreSQL unreachable for a comparison
         raise _fail(str(error)) from error
 
 
