@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 RUN_PACKAGES  := openjdk-17-jre-headless maven postgresql
 TEST_PACKAGES := $(RUN_PACKAGES) chromium
 
-.PHONY: install system-deps test-deps run up down status test test-fast test-faults lint format clean
+.PHONY: install mlflow-server system-deps test-deps run up down status test test-fast test-faults lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,18 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 install: $(BIN)/.installed
+
+# The MLflow server's own virtualenv: `mlflow` pins pyarrow < 26, which the product's virtualenv (the
+# client, mlflow-skinny, only) need not downgrade to. psycopg 3: its PostgreSQL store under SQLAlchemy 2.
+MLFLOW_VENV    ?= .venv-mlflow
+MLFLOW_VERSION := 3.17.2
+$(MLFLOW_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/pip install --quiet 'mlflow==$(MLFLOW_VERSION)' 'psycopg[binary]>=3.2,<4'
+	touch $@
+
+mlflow-server: $(MLFLOW_VENV)/.installed
 
 # Installs the Debian packages of $(1) that are missing (needs root or sudo); a no-op when all are there.
 define install_missing
@@ -35,10 +47,10 @@ test-deps:
 # SECURE=1: Kafka SASL_SSL with ACLs, PostgreSQL TLS, logins (README, Security).
 SECURE_FLAG := $(if $(filter 1 yes true,$(SECURE)),--secure)
 
-run: system-deps install
+run: system-deps install mlflow-server
 	$(BIN)/fraudstream run $(SECURE_FLAG)
 
-up: system-deps install
+up: system-deps install mlflow-server
 	$(BIN)/fraudstream up $(SECURE_FLAG)
 
 down: install
@@ -56,7 +68,7 @@ format: install
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: test-deps install lint
+test: test-deps install mlflow-server lint
 	$(BIN)/pytest
 
 test-fast: install

@@ -49,6 +49,7 @@ def stack_settings() -> Iterator[Settings]:
         log_dir=root / "logs",
         cache_dir=Path(__file__).resolve().parents[1] / ".cache",
         batch_timeout_ms=20,
+        mlflow_tracking_uri="",  # no registry: the detector serves model_path (tests/lifecycle start one)
     )
     stack = LocalStack.from_settings(settings)
     try:

@@ -6,9 +6,10 @@ import getpass
 import json
 import logging
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,9 +20,12 @@ from rich.table import Table
 from fraudstream.config import Settings
 
 if TYPE_CHECKING:  # imported lazily where used, so that each command loads only what it needs
+    from fraudstream.ml.registry import Registry
     from fraudstream.rules.backtest import BacktestReport
     from fraudstream.rules.rule import Rule
     from fraudstream.rules.ruleset import RuleSet
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Real-time card-fraud detection on Kafka, CatBoost and PostgreSQL.", no_args_is_help=True
@@ -167,16 +171,21 @@ def _print_status(report: dict) -> None:
         table.add_row(f"  group {group}", "", lag.get("error", f"lag {lag.get('lag')} on {lag['topic']}"))
     detail = postgres.get("error", f"{postgres.get('fraud_scores_rows')} rows in fraud_scores")
     table.add_row("postgres", _mark(postgres["healthy"]), detail)
+    mlflow = report["mlflow"]
+    table.add_row("mlflow", _mark(mlflow["healthy"]), f"{mlflow['tracking_uri']}: {mlflow['detail']}")
     for name, service in report["services"].items():
         state = "[green]ready[/]" if service["ready"] else "[yellow]not ready[/]"
         partitions = service.get("assigned_partitions")
         age = service.get("last_batch_age_s")
-        table.add_row(
-            name,
-            state,
-            service["detail"] if partitions is None else f"partitions {partitions}, last batch {age} s ago",
+        detail = (
+            service["detail"] if partitions is None else f"partitions {partitions}, last batch {age} s ago"
         )
+        if service.get("champion"):
+            detail += f"; champion {service['champion']}, challenger {service.get('challenger') or 'none'}"
+        table.add_row(name, state, detail)
     Console().print(table)
+    for warning in report["warnings"]:
+        Console().print(f"[yellow]warning:[/] {warning}")
 
 
 def _mark(ok: bool) -> str:
@@ -277,21 +286,139 @@ def run(
 @app.command()
 def train(
     data: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="labelled CSV(.gz) with `target`")
-    ],
+        Path | None, typer.Argument(exists=True, dir_okay=False, help="labelled CSV(.gz) with `target`")
+    ] = None,
     out: Annotated[Path, typer.Option(help="model directory to write")] = Path("artifacts/model"),
     compare_with: Annotated[
         Path | None,
         typer.Option(exists=True, help="another model (.cbm or dir) whose validation the report adds"),
     ] = None,
+    from_db: Annotated[
+        bool, typer.Option("--from-db", help="train on fraud_scores' stored transactions and their labels")
+    ] = False,
+    since: Annotated[datetime | None, typer.Option(help="--from-db: first scored_at (UTC)")] = None,
+    until: Annotated[datetime | None, typer.Option(help="--from-db: end of the period (default now)")] = None,
+    register: Annotated[
+        bool, typer.Option("--register", help="log the run to MLflow and register a new version")
+    ] = False,
 ) -> None:
     """Train the CatBoost model on time-ordered data, validating on the latest part of the period."""
     from fraudstream.logs import setup_logging
+    from fraudstream.ml.registry import RegistryError
     from fraudstream.ml.training import train_model
+    from fraudstream.pipeline.lifecycle import Window, registry_of, train_from_db
 
     setup_logging("train")
-    report = train_model(data, out, compare_with=compare_with)
+    settings = Settings()
+    if (data is None) == (not from_db):
+        raise _fail("give a DATA file or --from-db (one of them)")
+    if from_db and since is None:
+        raise _fail("--from-db needs --since")
+    try:
+        registry = registry_of(settings) if register else None
+        if from_db:
+            window = Window(_utc(since), _utc(until) if until else datetime.now(UTC))
+            report = train_from_db(settings, window, out)
+        else:
+            report = train_model(data, out, compare_with=compare_with)
+        if registry is not None:
+            from fraudstream.ml.tracking import log_and_register
+
+            report["registered"] = log_and_register(registry, out, report).label
+    except (RegistryError, OSError) as error:  # OSError: PostgreSQL unreachable for --from-db
+        raise _fail(str(error)) from error
     console.print_json(data=report)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+models_app = typer.Typer(help="The model registry: versions and the aliases that decide what serves.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("register")
+def models_register(
+    path: Annotated[Path, typer.Argument(exists=True, help="a model directory or a CatBoost .cbm")],
+) -> None:
+    """Register a model as a new version (it serves only once promoted)."""
+    from fraudstream.pipeline.lifecycle import register_path
+
+    version = _registry_call(lambda registry: register_path(registry, path))
+    console.print(f"registered {version.label}")
+
+
+@models_app.command("init")
+def models_init() -> None:
+    """With no champion yet: register FRAUDSTREAM_MODEL_PATH and make it the champion."""
+    from fraudstream.pipeline.lifecycle import ensure_champion
+
+    settings = Settings()
+    console.print(f"champion: {_registry_call(lambda _: ensure_champion(settings))}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Every version with its aliases, training period and validation PR-AUC."""
+    versions = _registry_call(lambda registry: registry.versions())
+    table = Table("version", "aliases", "created", "training period", "PR-AUC (validation)", "model id")
+    for version in versions:
+        tags = version.tags
+        table.add_row(
+            version.label,
+            ", ".join(version.aliases),
+            f"{version.created_at:%Y-%m-%d %H:%M}",
+            tags.get("training_period", ""),
+            tags.get("validation_pr_auc", ""),
+            tags.get("model_id", ""),
+        )
+    Console().print(table)
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[int, typer.Argument(help="version number to make the champion")],
+    force: Annotated[bool, typer.Option("--force", help="promote even if worse than the champion")] = False,
+    days: Annotated[float, typer.Option(help="comparison window: the last DAYS days")] = 30.0,
+) -> None:
+    """Make VERSION the champion: refused when worse than the champion on the shadow comparison."""
+    from fraudstream.pipeline.lifecycle import Window, promote
+
+    settings = Settings()
+    message = _registry_call(lambda registry: promote(settings, registry, version, force, Window.last(days)))
+    console.print(message)
+
+
+@models_app.command("shadow")
+def models_shadow(
+    version: Annotated[int | None, typer.Argument(help="version to score in shadow")] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="stop shadow scoring")] = False,
+) -> None:
+    """Make VERSION the challenger: scored on every transaction, never deciding."""
+    if (version is None) == (not clear):
+        raise _fail("give a VERSION or --clear")
+    _registry_call(lambda registry: registry.set_challenger(version))
+    console.print("no challenger" if clear else f"challenger: version {version}")
+
+
+@models_app.command("rollback")
+def models_rollback() -> None:
+    """Make the previous champion the champion again."""
+    from fraudstream.pipeline.lifecycle import rollback
+
+    console.print(_registry_call(rollback))
+
+
+def _registry_call(action: Callable[[Registry], T]) -> T:
+    """``action`` on the configured registry; its refusals and outages as one-line errors."""
+    from fraudstream.ml.registry import RegistryError
+    from fraudstream.pipeline.lifecycle import registry_of
+
+    try:
+        return action(registry_of(Settings()))
+    except (RegistryError, OSError) as error:  # OSError: PostgreSQL unreachable for a comparison
+        raise _fail(str(error)) from error
 
 
 @app.command()

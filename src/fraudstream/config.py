@@ -77,6 +77,19 @@ class Settings(BaseSettings):
         description="scores from here up carry their top-3 SHAP reasons (0 = all); unset: the threshold",
     )
 
+    # Model registry (MLflow) and the model's life in production
+    mlflow_tracking_uri: str = Field(
+        "http://127.0.0.1:5000",
+        description="MLflow tracking server and registry; '' = no registry: serve model_path",
+    )
+    mlflow_port: int = Field(5000, description="port of the local MLflow server of `fraudstream up`")
+    mlflow_venv: Path = Field(Path(".venv-mlflow"), description="virtualenv of the local MLflow server")
+    registered_model: str = Field("fraudstream", description="registered model whose aliases serve")
+    model_poll_s: float = Field(2.0, gt=0, description="how often the detector resolves the aliases")
+    psi_warning: float = Field(0.2, gt=0, description="a PSI above this is drift worth a warning")
+    label_maturity_days: int = Field(
+        30, ge=0, description="`train --from-db`: an unlabelled transaction this old counts as legitimate"
+    )
     # Detector micro-batches
     batch_max_messages: int = Field(5000, ge=1)
     batch_timeout_ms: int = Field(100, ge=1, description="how long an idle detector waits for a message")
@@ -140,6 +153,10 @@ class Settings(BaseSettings):
         return self.model_copy(
             update={"pg_user": self.pg_reader_user, "pg_password": self.pg_reader_password}
         ).pg_dsn
+
+    @property
+    def registry_configured(self) -> bool:
+        return bool(self.mlflow_tracking_uri)
 
     @property
     def dlq_transactions(self) -> str:

@@ -112,6 +112,7 @@ class Readiness:
     assigned_partitions: list[int] = field(default_factory=list)
     last_batch_at: float | None = None
     detail: str = "starting"
+    extra: Callable[[], dict[str, object]] | None = field(default=None, repr=False)  # service-specific
 
     def batch_done(self) -> None:
         self.last_batch_at = time.time()
@@ -125,6 +126,7 @@ class Readiness:
             "assigned_partitions": sorted(self.assigned_partitions),
             "last_batch_age_s": age,
             "detail": self.detail,
+            **(self.extra() if self.extra is not None else {}),
         }
 
 

@@ -4,7 +4,8 @@
 - ``scoring``: ``{"transaction_id", "score", "fraud_flag"}`` (the seed's) plus ``reasons``,
   ``model_version``, ``produced_at`` (ms since epoch of the input's Kafka timestamp) and ``input``: the
   input message exactly as received, so that every scored transaction is stored with its input (the
-  analyst's view, rule backtests, label exports for retraining) without the detector re-encoding it.
+  analyst's view, rule backtests, label exports for retraining) without the detector re-encoding it;
+  with a shadow challenger, its ``shadow_score`` and ``shadow_version`` (never part of the decision).
 - ``labels``: ``{"label_id", "transaction_id", "label": 0|1, "source", "author", "at", "note"}``, a
   decision on a transaction (an analyst's review, a chargeback, ...); ``label_id`` is derived from the
   other fields but the note (``label_identity``), so the same decision sent twice is one decision.
@@ -81,6 +82,8 @@ class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     model_version: str | None = None
     produced_at: int | None = None
     input: ReceivedInput | None = None
+    shadow_score: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
+    shadow_version: str | None = None
 
 
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: such a label would never be written

@@ -15,6 +15,7 @@ from fraudstream.config import Settings
 from fraudstream.infra.kafka import KafkaServer
 from fraudstream.infra.kafka_access import ensure_access
 from fraudstream.infra.migrations import migrate
+from fraudstream.infra.mlflow import MlflowServer
 from fraudstream.infra.postgres import PostgresServer
 from fraudstream.infra.security import PG_OWNER_SECRET, LocalSecurity
 from fraudstream.infra.topics import ensure_topics
@@ -28,6 +29,7 @@ class LocalStack:
     postgres: PostgresServer
     settings: Settings
     security: LocalSecurity | None = None
+    mlflow: MlflowServer | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, secure: bool = False) -> LocalStack:
@@ -60,7 +62,13 @@ class LocalStack:
         )
         if security is not None:
             settings = security.admin_settings(settings)
-        return cls(kafka=kafka, postgres=postgres, settings=settings, security=security)
+        return cls(
+            kafka=kafka,
+            postgres=postgres,
+            settings=settings,
+            security=security,
+            mlflow=local_mlflow(settings),
+        )
 
     def up(self, step: Callable[[str], None] = logger.info) -> None:
         """Bring everything up; idempotent. ``step`` is told each stage as it starts."""
@@ -75,11 +83,29 @@ class LocalStack:
             step("Kafka: creating the services' principals and ACLs")
             ensure_access(settings, self.security.kafka_passwords())
         step("Kafka: creating topics")
-        ensure_topics(settings)
+        ensure_topics(self.settings)
+        if self.mlflow is not None:
+            step("MLflow: starting the tracking server and registry")
+            self.mlflow.start()
 
     def down(self) -> None:
+        if self.mlflow is not None:
+            self.mlflow.stop()
         self.kafka.stop()
         self.postgres.stop()
+
+
+def local_mlflow(settings: Settings) -> MlflowServer | None:
+    """The local MLflow server, when the clients are configured to use it (``127.0.0.1:mlflow_port``)."""
+    local = {f"http://{host}:{settings.mlflow_port}" for host in ("127.0.0.1", "localhost")}
+    if settings.mlflow_tracking_uri.rstrip("/") not in local:
+        return None
+    return MlflowServer(
+        venv=settings.mlflow_venv,
+        data_dir=settings.data_dir,
+        pg_dsn=settings.pg_dsn,
+        port=settings.mlflow_port,
+    )
 
 
 def _loopback(host: str) -> str:

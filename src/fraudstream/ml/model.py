@@ -53,6 +53,12 @@ def resolve_threshold(setting: float | None, metadata: Mapping[str, Any]) -> Thr
     return Threshold(float(stored), "model metadata")
 
 
+def explain_floor(setting: float | None, threshold: Threshold) -> float:
+    """The lowest score explained with SHAP reasons: the setting when given, else the threshold in use,
+    so that every flagged score carries its reasons."""
+    return threshold.value if setting is None else setting
+
+
 def read_metadata(path: Path | str) -> dict[str, Any]:
     """The metadata of a model directory; ``{}`` for a bare ``.cbm`` file."""
     path = Path(path)

@@ -17,6 +17,7 @@ from catboost import CatBoostClassifier
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from fraudstream.contracts import schema
+from fraudstream.ml.drift import store_reference
 from fraudstream.ml.evaluation import best_f1, classification_metrics
 from fraudstream.ml.features import BEHAVIOUR_FEATURES, STATE_VERSION, FeatureEngine
 from fraudstream.ml.model import METADATA_FILE, MODEL_FILE, FraudModel, file_hash
@@ -86,6 +87,7 @@ def train_model(
     report["data"] = _data_summary(Path(data_path), frame, minutes, split_minute, train, valid)
     report["feature_importance"] = _importance(booster)
     stages.run("write artifacts", lambda: _write_artifacts(out_dir, model, report, scores, labels[valid]))
+    stages.run("reference distributions", lambda: store_reference(out_dir, model, features[train]))
     return report
 
 

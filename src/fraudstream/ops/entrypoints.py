@@ -8,47 +8,30 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fraudstream.config import Settings
 from fraudstream.logs import fields, setup_logging
 from fraudstream.telemetry import ReadinessGroup, serve
 
-if TYPE_CHECKING:
-    from fraudstream.ml.model import FraudModel
-
 logger = logging.getLogger(__name__)
 
 
 def run_detector(settings: Settings, instance: str | None = None, metrics_port: int | None = None) -> None:
-    from fraudstream.ml.model import FraudModel
     from fraudstream.pipeline.detector import Detector
+    from fraudstream.pipeline.detector.serving import ModelServing
 
     setup_logging("detector", settings.log_dir)
-    model = FraudModel.load(settings.model_path)
-    detector = Detector(scoring_settings(settings, model), model, instance=instance)
+    serving = ModelServing.from_settings(settings)
+    detector = Detector(settings, serving, instance=instance)
     port = settings.detector_metrics_port if metrics_port is None else metrics_port
     serve(port, detector.readiness)
-    logger.info("telemetry", extra=fields(port=port, model=model.version))
+    registry = settings.mlflow_tracking_uri or "none"
+    logger.info("telemetry", extra=fields(port=port, registry=registry))
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: detector.stop())
     freeze_startup_objects()
     detector.run()
     logger.info("detector stopped")
-
-
-def scoring_settings(settings: Settings, model: FraudModel) -> Settings:
-    """``settings`` with the threshold in use (``resolve_threshold``) and, unless set, the lowest score
-    that is explained equal to it (so every flagged score carries its reasons); logged with the source."""
-    from fraudstream.ml.model import resolve_threshold
-
-    threshold = resolve_threshold(settings.threshold, model.metadata)
-    explain = threshold.value if settings.explain_min_score is None else settings.explain_min_score
-    logger.info(
-        "threshold",
-        extra=fields(threshold=threshold.value, source=threshold.source, explain_min_score=explain),
-    )
-    return settings.model_copy(update={"threshold": threshold.value, "explain_min_score": explain})
 
 
 def run_sink(settings: Settings, metrics_port: int | None = None) -> None:

@@ -1,8 +1,11 @@
-"""Health of the running system, as `fraudstream status` shows it: Kafka, topics, lag, PostgreSQL."""
+"""Health of the running system, as `fraudstream status` shows it: Kafka, topics, lag, PostgreSQL,
+MLflow, and the detector's warnings about its models (registry unreachable, drift)."""
 
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 from typing import Any
 
 import asyncpg
@@ -20,16 +23,44 @@ def collect(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
     """
     brokers = kafka_status(settings, timeout)
     postgres = asyncio.run(postgres_status(settings, timeout))
+    detector = kafka.service_health(settings.detector_metrics_port, timeout)
+    registry = registry_status(settings, timeout)
     return {
-        "healthy": brokers["healthy"] and postgres["healthy"],
+        "healthy": brokers["healthy"] and postgres["healthy"] and registry["healthy"],
         "fraud_scores_rows": postgres.get("fraud_scores_rows", 0),
         "kafka": brokers,
         "postgres": postgres,
+        "mlflow": registry,
         "services": {
-            "detector": kafka.service_health(settings.detector_metrics_port, timeout),
+            "detector": detector,
             "sink": kafka.service_health(settings.sink_metrics_port, timeout),
         },
+        "warnings": model_warnings(detector),
     }
+
+
+def registry_status(settings: Settings, timeout: float) -> dict[str, Any]:
+    """The MLflow tracking server's /health; healthy when none is configured (nothing to check)."""
+    uri = settings.mlflow_tracking_uri
+    if not uri:
+        return {"healthy": True, "tracking_uri": None, "detail": "no registry configured"}
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as reply:
+            return {"healthy": reply.status == 200, "tracking_uri": uri, "detail": "ok"}
+    except (OSError, urllib.error.URLError) as error:
+        return {"healthy": False, "tracking_uri": uri, "detail": f"unreachable: {error}"}
+
+
+def model_warnings(detector: dict[str, Any]) -> list[str]:
+    """What the running detector says is wrong with its models: the registry, drift (PSI > warning)."""
+    warnings = []
+    registry = detector.get("model_registry")
+    if registry not in (None, "ok", "not configured"):
+        warnings.append(f"model registry: {registry}")
+    drift = (detector.get("drift") or {}).get("warning")
+    if drift:
+        warnings.append(f"drift: {drift}")
+    return warnings
 
 
 def kafka_status(settings: Settings, timeout: float) -> dict[str, Any]:

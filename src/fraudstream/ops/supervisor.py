@@ -17,6 +17,7 @@ from fraudstream.infra.process import free_port, wait_until
 from fraudstream.infra.security import child_environment
 from fraudstream.infra.stack import LocalStack
 from fraudstream.pipeline import kafka
+from fraudstream.pipeline.lifecycle import ensure_champion
 
 SERVICES = ("detector", "sink", "ui")
 # The setting that holds each service's port (/metrics and /healthz; the UI's page), passed to it
@@ -114,6 +115,8 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False, s
     started = time.perf_counter()
     with console.status("starting") as status:
         stack.up(step=lambda message: status.update(message))
+        status.update("model registry: making sure a champion serves")
+        champion = ensure_champion(stack.settings)
     if secure:
         _announce_first_admin(stack.settings, console)
     services = [
@@ -130,6 +133,8 @@ def run_system(settings: Settings, console: Console, keep_infra: bool = False, s
         f"  UI:         http://localhost:{settings.ui_port}\n"
         f"  Kafka:      {settings.kafka_bootstrap_servers} ({mode})\n"
         f"  PostgreSQL: {stack.postgres.address}{' (TLS, verify-full)' if secure else ''}\n"
+        f"  MLflow:     {settings.mlflow_tracking_uri or 'no registry'}, "
+        f"champion {champion or settings.model_path}\n"
         f"  metrics:    http://localhost:{settings.detector_metrics_port}/metrics (detector), "
         f"http://localhost:{settings.sink_metrics_port}/metrics (sink)\n"
         f"  logs:       {settings.log_dir}/<service>.log (output: {settings.log_dir}/<service>-<port>.out)\n"

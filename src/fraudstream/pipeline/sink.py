@@ -44,6 +44,8 @@ COLUMN_TYPES = {
     "reasons": "jsonb",
     "transaction": "jsonb",
     "produced_at": "timestamptz",
+    "shadow_score": "float8",
+    "shadow_version": "text",
 }
 COLUMNS = tuple(COLUMN_TYPES)
 ARRAYS = ", ".join(f"${number}::{kind}[]" for number, kind in enumerate(COLUMN_TYPES.values(), start=1))
@@ -72,6 +74,8 @@ def to_row(message: ScoreMessage) -> tuple:
         encoder.encode(message.reasons).decode() if message.reasons else None,
         bytes(message.input.data).decode() if message.input is not None else None,
         produced_at,
+        message.shadow_score,
+        message.shadow_version,
     )
 
 

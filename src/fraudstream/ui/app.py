@@ -17,18 +17,20 @@ REVIEW = st.Page(HERE / "review_page.py", title="Review queue", icon=":material/
 QUALITY = st.Page(HERE / "quality_page.py", title="Live quality", icon=":material/query_stats:")
 RULES = st.Page(HERE / "rules_page.py", title="Rules", icon=":material/rule:")
 KAFKA = st.Page(HERE / "kafka_page.py", title="Kafka", icon=":material/hub:")
+MODELS = st.Page(HERE / "models_page.py", title="Models", icon=":material/model_training:")
 USERS = st.Page(HERE / "users_page.py", title="Users", icon=":material/group:")
 # A viewer sees scores and charts with personal fields masked; the upload, review and Kafka pages show
-# or send raw transactions, so they are for analysts and admins; admins also manage rules and users.
+# or send raw transactions, so they are for analysts and admins; admins also manage rules, models and
+# users.
 PAGES = {
     "viewer": [RESULTS, QUALITY],
     "analyst": [UPLOAD, RESULTS, REVIEW, QUALITY, KAFKA],
-    "admin": [UPLOAD, RESULTS, REVIEW, QUALITY, RULES, KAFKA, USERS],
+    "admin": [UPLOAD, RESULTS, REVIEW, QUALITY, RULES, MODELS, KAFKA, USERS],
 }
 
 settings = Settings()
 st.set_page_config(page_title="fraudstream", page_icon=":credit_card:", layout="wide")
-pages = [UPLOAD, RESULTS, REVIEW, QUALITY, RULES, KAFKA]
+pages = [UPLOAD, RESULTS, REVIEW, QUALITY, RULES, MODELS, KAFKA]
 if settings.ui_auth:
     user = signed_in(settings)
     if user is None:

@@ -115,3 +115,24 @@ def matches_chart(per_day: pd.DataFrame) -> alt.Chart:
             tooltip=[alt.Tooltip("day:T", format="%Y-%m-%d"), "kind:N", "matches:Q"],
         )
     )
+
+
+def psi_chart(drift: pd.DataFrame, warning: float) -> alt.LayerChart:
+    """PSI by feature, a bar per window, with the warning level as a vertical rule."""
+    bars = (
+        alt.Chart(drift)
+        .mark_bar()
+        .encode(
+            x=alt.X("psi:Q", title="PSI against the training data"),
+            y=alt.Y("feature:N", sort="-x", title=None),
+            yOffset="window:N",
+            color=alt.Color("window:N", title="window"),
+            tooltip=["feature:N", "window:N", alt.Tooltip("psi:Q", format=".3f")],
+        )
+    )
+    rule = (
+        alt.Chart(pd.DataFrame({"warning": [warning]}))
+        .mark_rule(color="red", strokeDash=[4, 4])
+        .encode(x="warning:Q")
+    )
+    return alt.layer(bars, rule)

@@ -10,9 +10,8 @@ import pytest
 
 from fraudstream.config import Settings
 from fraudstream.contracts import schema
-from fraudstream.ml.model import DEFAULT_THRESHOLD, FraudModel, resolve_threshold
+from fraudstream.ml.model import DEFAULT_THRESHOLD, FraudModel, explain_floor, resolve_threshold
 from fraudstream.ml.offline import score_file
-from fraudstream.ops.entrypoints import scoring_settings
 from tests.helpers import model_with_threshold
 from tests.unit.transactions import synthetic
 
@@ -33,26 +32,28 @@ def test_a_threshold_outside_0_1_in_the_metadata_is_refused() -> None:
 def test_the_detector_uses_03_when_its_models_metadata_says_so(small_model: Path, tmp_path: Path):
     model = FraudModel.load(model_with_threshold(small_model, tmp_path / "model", 0.3))
 
-    serving = scoring_settings(Settings(), model)
+    settings = Settings()
+    threshold = resolve_threshold(settings.threshold, model.metadata)
 
     assert model.threshold == 0.3
-    assert serving.threshold == 0.3
-    assert serving.explain_min_score == 0.3  # every flagged score carries its reasons
+    assert threshold.value == 0.3
+    assert explain_floor(settings.explain_min_score, threshold) == 0.3  # every flag carries its reasons
 
 
 def test_the_detectors_setting_overrides_the_models_threshold(small_model: Path, tmp_path: Path):
     model = FraudModel.load(model_with_threshold(small_model, tmp_path / "model", 0.3))
 
-    serving = scoring_settings(Settings(threshold=0.7, explain_min_score=0.9), model)
+    settings = Settings(threshold=0.7, explain_min_score=0.9)
+    threshold = resolve_threshold(settings.threshold, model.metadata)
 
-    assert (serving.threshold, serving.explain_min_score) == (0.7, 0.9)
+    assert (threshold.value, explain_floor(settings.explain_min_score, threshold)) == (0.7, 0.9)
 
 
 def test_the_seeds_bare_cbm_gets_05(seed_model: Path):
     model = FraudModel.load(seed_model)
 
     assert model.metadata == {} and model.threshold == 0.5
-    assert scoring_settings(Settings(), model).threshold == 0.5
+    assert resolve_threshold(Settings().threshold, model.metadata).value == 0.5
 
 
 def test_score_flags_by_the_models_threshold_and_the_option_overrides_it(small_model: Path, tmp_path: Path):

@@ -69,8 +69,8 @@ def services(compose: dict) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def project_services(services: dict[str, dict]) -> dict[str, dict]:
-    """The services built from this repository's Dockerfile."""
-    return {name: service for name, service in services.items() if "build" in service}
+    """The services built from this repository's Dockerfile (MLflow's image is built from docker/)."""
+    return {name: service for name, service in services.items() if service.get("build") == "."}
 
 
 @pytest.fixture(scope="module")
@@ -323,3 +323,18 @@ def test_image_runs_fraudstream_unprivileged_on_python_slim() -> None:
 def test_image_ships_the_default_model() -> None:
     package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert f"{DEFAULT_MODEL_PATH.relative_to(PACKAGE_DIR).as_posix()}/*" in package_data["fraudstream"]
+
+
+def test_mlflow_serves_the_registry_the_services_are_given(
+    services: dict[str, dict], project_services: dict[str, dict], defaults: Settings
+) -> None:
+    mlflow = services["mlflow"]
+    assert "--workers=1" in mlflow["command"]
+    assert f"{defaults.mlflow_port}:5000" in mlflow["ports"]
+    assert mlflow["environment"]["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg://postgres:")
+    assert (ROOT / "docker" / "postgres-init" / "10-mlflow.sql").read_text().count(
+        "CREATE DATABASE mlflow"
+    ) == 1
+    for name, service in project_services.items():
+        assert service["environment"]["FRAUDSTREAM_MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
+    assert services["detector"]["depends_on"]["mlflow"]["condition"] == "service_healthy"

@@ -18,7 +18,7 @@ from fraudstream.ops.supervisor import ServiceProcess
 def test_the_port_given_is_the_services_setting(name: str, setting: str, tmp_path: Path) -> None:
     port = free_port()
 
-    service = ServiceProcess(name, Settings(log_dir=tmp_path), port=port)
+    service = ServiceProcess(name, Settings(log_dir=tmp_path, mlflow_tracking_uri=""), port=port)
 
     assert service.port == port and getattr(service.settings, setting) == port
     assert service.settings.environment()[f"FRAUDSTREAM_{setting.upper()}"] == str(port)
@@ -28,7 +28,7 @@ def test_the_port_given_is_the_services_setting(name: str, setting: str, tmp_pat
 def test_a_service_that_exits_is_restarted_on_its_port(monkeypatch, tmp_path: Path) -> None:
     """A detector whose model is missing exits at start: the supervisor starts it again, same output."""
     monkeypatch.setattr(supervisor, "RESTART_DELAY_S", 0.0)
-    settings = Settings(log_dir=tmp_path, model_path=tmp_path / "no-such-model.cbm")
+    settings = Settings(log_dir=tmp_path, model_path=tmp_path / "no-such-model.cbm", mlflow_tracking_uri="")
     detector = ServiceProcess("detector", settings, port=free_port())
     detector.start()
     first = detector.process

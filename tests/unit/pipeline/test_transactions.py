@@ -16,6 +16,7 @@ from fraudstream.config import DEFAULT_MODEL_PATH, Settings
 from fraudstream.errors import KafkaCallTimeout
 from fraudstream.ml.model import FraudModel
 from fraudstream.pipeline.detector import Detector
+from fraudstream.pipeline.detector.serving import ModelServing
 from fraudstream.pipeline.detector.transactions import Timeouts, Transactions
 from tests.unit.transactions import synthetic
 
@@ -175,7 +176,8 @@ def test_a_blocked_abort_is_given_up_on_too_and_the_first_error_raised():
 
 
 def test_revoking_partitions_waits_for_their_last_commit_then_drops_their_state():
-    detector = Detector(Settings(), FraudModel.load(DEFAULT_MODEL_PATH), instance="unit")
+    settings = Settings()
+    detector = Detector(settings, ModelServing.fixed(settings, FraudModel.load(DEFAULT_MODEL_PATH)), "unit")
     detector.engine.transform(synthetic(customers=3, days=2))
     producer = RecordingProducer(block_at="commit_transaction")
     detector._transactions = transactions(producer, PATIENT)

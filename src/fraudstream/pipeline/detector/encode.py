@@ -2,12 +2,14 @@
 
 The ``scoring`` wire format is ``contracts.messages.ScoreMessage``: every score carries its input
 message as received (embedded as raw JSON: no re-encoding), and ``produced_at`` is the input record's
-Kafka timestamp, from which the end-to-end latency is measured.
+Kafka timestamp, from which the end-to-end latency is measured. With a shadow challenger, each message
+also has its ``shadow_score`` and ``shadow_version``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from confluent_kafka import Message
@@ -17,6 +19,14 @@ from fraudstream.contracts.batch_decode import DecodedBatch
 from fraudstream.contracts.messages import encoder
 
 
+@dataclass(frozen=True)
+class Shadow:
+    """A challenger's scores of a batch's rows: recorded with the champion's, never deciding."""
+
+    scores: np.ndarray
+    version: str
+
+
 def score_messages(
     batch: DecodedBatch,
     records: Sequence[Message],
@@ -24,12 +34,15 @@ def score_messages(
     flags: np.ndarray,
     reasons: Mapping[int, list[dict]],
     model_version: str,
+    shadow: Shadow | None = None,
 ) -> list[bytes]:
     """The encoded score message of each row of ``batch.frame``, whose Kafka record is ``records[row]``.
 
     ``flags`` are the rows' fraud flags (0 or 1) and ``reasons`` their explanations by row (rows
-    without an entry have none).
+    without an entry have none); ``shadow``, the challenger's scores of the same rows, if any.
     """
+    shadow_scores = [None] * len(records) if shadow is None else shadow.scores.tolist()
+    shadow_version = None if shadow is None else shadow.version
     return [
         encoder.encode(
             {
@@ -40,9 +53,14 @@ def score_messages(
                 "model_version": model_version,
                 "produced_at": record.timestamp()[1],
                 "input": Raw(record.value()),
+                **(
+                    {}
+                    if shadow_score is None
+                    else {"shadow_score": shadow_score, "shadow_version": shadow_version}
+                ),
             }
         )
-        for row, (record, transaction_id, score, flag) in enumerate(
-            zip(records, batch.transaction_ids, scores.tolist(), flags.tolist(), strict=True)
+        for row, (record, transaction_id, score, flag, shadow_score) in enumerate(
+            zip(records, batch.transaction_ids, scores.tolist(), flags.tolist(), shadow_scores, strict=True)
         )
     ]

@@ -27,10 +27,12 @@ from fraudstream.contracts.messages import dead_letter_headers
 from fraudstream.contracts.schema import customer_ids
 from fraudstream.logs import fields
 from fraudstream.ml.features import FeatureEngine
-from fraudstream.ml.model import FraudModel
+from fraudstream.ml.model import FraudModel, Threshold, explain_floor, resolve_threshold
 from fraudstream.pipeline import kafka
 from fraudstream.pipeline.detector.changelog import Changelog
-from fraudstream.pipeline.detector.encode import score_messages
+from fraudstream.pipeline.detector.drift import DriftGauges
+from fraudstream.pipeline.detector.encode import Shadow, score_messages
+from fraudstream.pipeline.detector.serving import Models, ModelServing
 from fraudstream.pipeline.detector.transactions import Transactions
 from fraudstream.pipeline.retry import retry
 from fraudstream.telemetry import Readiness, ServiceMetrics
@@ -58,15 +60,17 @@ class Prepared:
 
 
 class Detector:
-    def __init__(self, settings: Settings, model: FraudModel, instance: str | None = None) -> None:
+    def __init__(self, settings: Settings, serving: ModelServing, instance: str | None = None) -> None:
         self.settings = settings
-        self.model = model
+        self.serving = serving
         self.instance = instance or socket.gethostname()
         self.engine = FeatureEngine()
         self.changelog = Changelog(settings)
         self.metrics = ServiceMetrics("detector")
-        self.metrics.model_info.labels("detector", model.version).set(1)
-        self.readiness = Readiness()
+        self.drift = DriftGauges(settings.psi_warning)
+        self.readiness = Readiness(extra=self._health)
+        self._serving_version: str | None = None
+        self._threshold = Threshold(0.5, "default")
         self._stop = threading.Event()
         self._transactions: Transactions[Prepared] | None = None
 
@@ -74,8 +78,18 @@ class Detector:
         self._stop.set()
 
     def run(self) -> None:
-        """Process until stopped; Kafka failures are retried with backoff on fresh clients."""
-        retry(self._run_session, "kafka session", self._stop, self._disconnected)
+        """Process until stopped; Kafka failures are retried with backoff on fresh clients.
+
+        With a registry, nothing is consumed until a champion has been loaded and checked."""
+        self.serving.start()
+        self.readiness.detail = "waiting for a verified champion model"
+        if self.serving.wait_loaded(self._stop):
+            retry(self._run_session, "kafka session", self._stop, self._disconnected)
+        self.serving.stop()
+
+    def _health(self) -> dict[str, object]:
+        """What /healthz adds to readiness: the models serving, the registry, the drift."""
+        return {**self.serving.status(), "drift": self.drift.summary()}
 
     def _disconnected(self, error: BaseException) -> None:
         self.metrics.errors.inc()
@@ -91,7 +105,8 @@ class Detector:
         consumer.subscribe(
             [self.settings.topic_transactions], on_assign=self._on_assign, on_revoke=self._on_revoke
         )
-        logger.info("detector started", extra=fields(instance=self.instance, model=self.model.version))
+        champion = self.serving.current().champion.version
+        logger.info("detector started", extra=fields(instance=self.instance, model=champion))
         try:
             while not self._stop.is_set():
                 messages = self._next_batch(consumer)
@@ -165,22 +180,54 @@ class Detector:
         """Score messages: ``messages[i]`` is the Kafka record of ``batch.frame`` row i."""
         if batch.frame.empty:
             return Scored([], [], {})
+        models = self._models()
         customers = customer_ids(batch.frame)
         features = self.engine.features_and_update(batch.frame, customers, batch.times)
-        scores = self.model.predict(features)
-        flags = (scores > self.settings.threshold).astype(int)
-        reasons = self._reasons(features, scores)
-        values = score_messages(batch, messages, scores, flags, reasons, self.model.version)
+        scores = models.champion.predict(features)
+        flags = (scores > self._threshold.value).astype(int)
+        reasons = self._reasons(models.champion, features, scores)
+        shadow = None
+        if models.challenger is not None:  # the same feature columns: computed once for both
+            shadow = Shadow(models.challenger.predict(features), models.challenger.version)
+        if models.drift is not None:
+            self.drift.observe(models.drift, features, scores)
+        values = score_messages(batch, messages, scores, flags, reasons, models.champion.version, shadow)
         partitions = dict(zip(customers, (m.partition() for m in messages), strict=True))
         return Scored([message.key() for message in messages], values, partitions)
 
-    def _reasons(self, features: dict[str, ArrayLike], scores: np.ndarray) -> dict[int, list[dict]]:
+    def _models(self) -> Models:
+        """The models of this batch: a swap made by the registry thread lands here, between batches."""
+        models = self.serving.current()
+        if models.champion.version != self._serving_version:
+            if self._serving_version is not None:
+                self.metrics.model_info.labels("detector", self._serving_version).set(0)
+            self._serving_version = models.champion.version
+            self._threshold = resolve_threshold(self.settings.threshold, models.champion.metadata)
+            logger.info(
+                "serving model",
+                extra=fields(
+                    version=self._serving_version,
+                    threshold=self._threshold.value,
+                    source=self._threshold.source,
+                    explain_min_score=self._explain_floor(),
+                ),
+            )
+            self.metrics.model_info.labels("detector", self._serving_version).set(1)
+            self.drift.forget()
+        return models
+
+    def _explain_floor(self) -> float:
+        return explain_floor(self.settings.explain_min_score, self._threshold)
+
+    def _reasons(
+        self, model: FraudModel, features: dict[str, ArrayLike], scores: np.ndarray
+    ) -> dict[int, list[dict]]:
         """Top SHAP reasons by row of the scores worth a look (SHAP costs ~10x a prediction)."""
-        explained = np.flatnonzero(scores >= self.settings.explain_min_score)
+        explained = np.flatnonzero(scores >= self._explain_floor())
         if len(explained) == 0:
             return {}
-        rows = {name: np.asarray(features[name])[explained] for name in self.model.feature_names}
-        return dict(zip(explained.tolist(), self.model.explain(rows), strict=True))
+        rows = {name: np.asarray(features[name])[explained] for name in model.feature_names}
+        return dict(zip(explained.tolist(), model.explain(rows), strict=True))
 
     def _dead_letter(self, producer: Producer, message: Message, reason: str) -> None:
         headers = dead_letter_headers(reason, message.topic(), message.partition(), message.offset())
