@@ -37,5 +37,5 @@ BAD_FILES: dict[str, tuple[bytes, tuple[str, ...]]] = {
         ("cat_id empty", "rows 3, 4, 5, 6, 7 and 3 more (8 rows)"),
     ),
     "negative-amount.csv": (_replace("amount", [5], "-3.5"), ("amount outside [0, 10000000] on row 7",)),
-    "not-text.csv": (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", ("not UTF-8 text",)),
+    "not-text.csv": (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", ("binary data",)),
 }

@@ -83,7 +83,7 @@ def test_cells_that_a_spreadsheet_would_run_are_refused(frame, payload):
 
 def test_negative_numbers_and_inner_signs_are_not_formulas(frame):
     frame.loc[0, "merch"] = "fraud_Kub-Smith = Co +1"
-    frame.loc[1, "amount"] = -12.5
+    frame.loc[1, "lon"] = -120.5
 
     assert read_upload("fine.csv", csv_bytes(frame)).status is Status.UPLOADED
 

@@ -13,6 +13,8 @@ This module sits beside ``schema`` rather than in it because it reads ``messages
 
 from __future__ import annotations
 
+import codecs
+import gzip
 import io
 import re
 import warnings
@@ -33,6 +35,13 @@ from fraudstream.contracts.schema import (
 )
 
 ROWS_NAMED = 5  # row numbers named per problem; the count says how many more
+SNIFF_BYTES = 8192
+BOMS = {
+    codecs.BOM_UTF32_LE: "UTF-32",
+    codecs.BOM_UTF32_BE: "UTF-32",
+    codecs.BOM_UTF16_LE: "UTF-16",
+    codecs.BOM_UTF16_BE: "UTF-16",
+}
 PROBLEMS_NAMED = 4  # kinds of problem named (a column and what is wrong in it); the rest are counted
 _FIELDS = {field.name: field.type for field in msgspec.inspect.type_info(TransactionData).fields}
 _DATE_FORMAT = "(YYYY-MM-DD HH:MM, seconds optional)"
@@ -43,6 +52,9 @@ def read_transactions(source: Path | str | bytes) -> pd.DataFrame:
 
     Raises ``InputFormatError`` with a one-line reason when the file cannot be sent as a whole.
     """
+    problem = _not_utf8_text(_head(source))
+    if problem:
+        raise InputFormatError(problem)
     frame = _parse(io.BytesIO(source) if isinstance(source, bytes) else source)
     missing = missing_columns(frame.columns)
     if missing:
@@ -54,6 +66,50 @@ def read_transactions(source: Path | str | bytes) -> pd.DataFrame:
         more = f"; and {len(problems) - PROBLEMS_NAMED} more" if len(problems) > PROBLEMS_NAMED else ""
         raise InputFormatError(f"bad values: {'; '.join(problems[:PROBLEMS_NAMED])}{more}")
     return coerce(frame)
+
+
+def _head(source: Path | str | bytes) -> bytes:
+    """The start of the file, for the encoding check (a gzip file is read decompressed)."""
+    if isinstance(source, bytes):
+        return source[:SNIFF_BYTES]
+    path = Path(source)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as file:
+            return file.read(SNIFF_BYTES)
+    except OSError as error:
+        raise InputFormatError(f"cannot read the file: {error}") from error
+
+
+def _not_utf8_text(data: bytes) -> str | None:
+    """Why ``data`` is not UTF-8 text (binary, another encoding), or None when it is."""
+    for bom, encoding in BOMS.items():
+        if data.startswith(bom):
+            return f"the file is {encoding} text: save it as CSV in UTF-8"
+    sample = data[: SNIFF_BYTES - SNIFF_BYTES % 4]
+    if b"\x00" in sample:
+        if any(_is_text(sample, encoding) for encoding in ("utf-16-le", "utf-16-be")):
+            return "the file is UTF-16 text: save it as CSV in UTF-8"
+        return "not a CSV file: it holds binary data (a spreadsheet, an archive or an image?)"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.start >= len(data) - 3 and error.reason == "unexpected end of data":
+            return None  # a character cut by the sample's end, not a wrong encoding
+        byte = data[error.start]
+        return (
+            f"not UTF-8 text (byte 0x{byte:02x} at position {error.start}, as Latin-1 or Windows-1252 "
+            "would write it): save it as CSV in UTF-8"
+        )
+    return None
+
+
+def _is_text(sample: bytes, encoding: str) -> bool:
+    try:
+        text = sample.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return all(character.isprintable() or character in "\r\n\t" for character in text)
 
 
 def _parse(source: io.BytesIO | Path | str) -> pd.DataFrame:

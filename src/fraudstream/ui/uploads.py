@@ -7,7 +7,6 @@ would refuse, is refused with the reason before anything could be sent.
 
 from __future__ import annotations
 
-import codecs
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -22,13 +21,6 @@ from fraudstream.ui.kafka_view import KafkaUnavailable, require_topic
 from fraudstream.ui.tables import FORMULA
 
 MAX_UPLOAD_MB = 100
-SNIFF_BYTES = 8192
-BOMS = {
-    codecs.BOM_UTF32_LE: "UTF-32",
-    codecs.BOM_UTF32_BE: "UTF-32",
-    codecs.BOM_UTF16_LE: "UTF-16",
-    codecs.BOM_UTF16_BE: "UTF-16",
-}
 SHOWN_CELLS = 3
 
 
@@ -74,9 +66,6 @@ def read_upload(name: str, data: bytes) -> Upload:
     """Parse and validate an uploaded CSV; a refused file carries the reason in ``message``."""
     if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
         return _refused(name, f"{len(data) / 2**20:.0f} MB is over the {MAX_UPLOAD_MB} MB limit")
-    problem = _not_utf8_text(data)
-    if problem:
-        return _refused(name, problem)
     try:
         frame = read_transactions(data)
         formulas = formula_cells(frame)
@@ -85,35 +74,6 @@ def read_upload(name: str, data: bytes) -> Upload:
     except InputFormatError as error:
         return _refused(name, str(error))
     return Upload(name=name, frame=frame, status=Status.UPLOADED)
-
-
-def _not_utf8_text(data: bytes) -> str | None:
-    """Why ``data`` is not UTF-8 text (binary, another encoding), or None when it is."""
-    for bom, encoding in BOMS.items():
-        if data.startswith(bom):
-            return f"the file is {encoding} text: save it as CSV in UTF-8"
-    sample = data[: SNIFF_BYTES - SNIFF_BYTES % 4]
-    if b"\x00" in sample:
-        if any(_is_text(sample, encoding) for encoding in ("utf-16-le", "utf-16-be")):
-            return "the file is UTF-16 text: save it as CSV in UTF-8"
-        return "not a CSV file: it holds binary data (a spreadsheet, an archive or an image?)"
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        byte = data[error.start]
-        return (
-            f"not UTF-8 text (byte 0x{byte:02x} at position {error.start}, as Latin-1 or Windows-1252 "
-            "would write it): save it as CSV in UTF-8"
-        )
-    return None
-
-
-def _is_text(sample: bytes, encoding: str) -> bool:
-    try:
-        text = sample.decode(encoding)
-    except UnicodeDecodeError:
-        return False
-    return all(character.isprintable() or character in "\r\n\t" for character in text)
 
 
 def formula_cells(frame: pd.DataFrame) -> str:
