@@ -46,16 +46,20 @@ _CATEGORY_INDEX = pd.Index(CATEGORIES)
 WINDOWS = {"1h": 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
 NIGHT_HOURS = (22, 23, 0, 1, 2, 3)
 
-# Columns of one stored event (all int64).
-EV_TIME, EV_CENTS, EV_CAT, EV_NIGHT = range(4)
-N_EVENT_FIELDS = 4
+# Columns of one stored event (all int64): merchant is a hash of its name, lat/lon its place in micro-degrees.
+EV_TIME, EV_CENTS, EV_CAT, EV_NIGHT, EV_MERCHANT, EV_LAT, EV_LON = range(7)
+N_EVENT_FIELDS = 7
 # Columns of the running totals of one customer (all int64).
 AG_COUNT, AG_CENTS, AG_FIRST = range(3)
 AG_CAT_COUNT = 3
 AG_CAT_CENTS = AG_CAT_COUNT + N_CATEGORIES
-N_AGG_FIELDS = AG_CAT_CENTS + N_CATEGORIES
+AG_CAT_SQUARES = AG_CAT_CENTS + N_CATEGORIES  # sum of cents squared per category
+AG_HOURS = AG_CAT_SQUARES + N_CATEGORIES  # transactions per hour of the day
+N_AGG_FIELDS = AG_HOURS + 24
+MICRODEGREES = 1_000_000
 
-STATE_VERSION = 1
+# 2 added merchant and place per event, squares per category, counts per hour; 1 is refused (lacks them).
+STATE_VERSION = 2
 _HEADER = 2  # version, number of events
 _TIME_ORIGIN = -(2**32)  # minutes; shifts times to be non-negative inside the segment keys
 _SEGMENT = 2**36  # larger than any shifted time: slot * _SEGMENT + time orders by slot, then time
@@ -75,6 +79,13 @@ BEHAVIOUR_FEATURES = (
     "cat_is_new",
     "n_categories",
     "cat_share",
+    "amount_cat_z",
+    "n_cat_24h",
+    "n_merchants_24h",
+    "n_categories_24h",
+    "prev_distance",
+    "prev_speed",
+    "hour_share",
     "is_night",
     "hour_num",
     "home_distance",
@@ -132,7 +143,10 @@ class FeatureEngine:
         new[:, EV_CAT] = _category_index(frame["cat_id"])
         hours = calendar["hour"]
         new[:, EV_NIGHT] = np.isin(hours, NIGHT_HOURS)
-        behaviour = self._advance(slots, new)
+        new[:, EV_MERCHANT] = pd.util.hash_array(frame["merch"].to_numpy(dtype=object)).view(np.int64)
+        new[:, EV_LAT] = np.rint(frame["merchant_lat"].to_numpy() * MICRODEGREES)
+        new[:, EV_LON] = np.rint(frame["merchant_lon"].to_numpy() * MICRODEGREES)
+        behaviour = self._advance(slots, new, hours.astype(np.int64))
         behaviour["is_night"] = new[:, EV_NIGHT]
         behaviour["hour_num"] = hours.astype(np.int64)
         behaviour["cat_code"] = new[:, EV_CAT]
@@ -153,7 +167,7 @@ class FeatureEngine:
             self._slots[customer] = slot
         return slot
 
-    def _advance(self, slots: np.ndarray, new: np.ndarray) -> dict[str, np.ndarray]:
+    def _advance(self, slots: np.ndarray, new: np.ndarray, hours: np.ndarray) -> dict[str, np.ndarray]:
         """Features of the new events against each customer's stored past; then stores the new events.
 
         Only the batch's customers' events are read and replaced: the cost follows the batch, not the
@@ -166,10 +180,11 @@ class FeatureEngine:
         order = np.argsort(combined_slots, kind="stable")
         events = np.concatenate([*stored, new])[order]
         batch = _Batch(combined_slots[order], events, order >= n_past)
+        rows = order[batch.positions] - n_past
         features = batch.window_features()
         features.update(self._history_features(batch))
-        self._store(batch)
-        rows = order[batch.positions] - n_past
+        features.update(self._hour_features(batch, hours[rows]))
+        self._store(batch, hours[rows])
         out = {}
         for name, values in features.items():
             out[name] = np.empty_like(values)
@@ -183,27 +198,52 @@ class FeatureEngine:
         stored = self._agg[slot, AG_COUNT]
         count = stored + batch.prior_in_segment(batch.is_new)
         total = self._agg[slot, AG_CENTS] + batch.prior_in_segment(batch.is_new * batch.events[:, EV_CENTS])
-        cat_count, cat_total = _prior_in_groups(slot * N_CATEGORIES + cat, cents)
+        cat_count, (cat_total, cat_squares) = _prior_in_groups(
+            slot * N_CATEGORIES + cat, cents, cents * cents
+        )
         cat_count += self._agg[slot, AG_CAT_COUNT + cat]
         cat_total += self._agg[slot, AG_CAT_CENTS + cat]
+        cat_squares += self._agg[slot, AG_CAT_SQUARES + cat]
         first_of_category = np.zeros(len(batch.slots), dtype=np.int64)
         first_of_category[batch.positions] = cat_count == 0
         stored_categories = np.count_nonzero(self._agg[slot, AG_CAT_COUNT:AG_CAT_CENTS], axis=1)
         first_time = np.where(stored > 0, self._agg[slot, AG_FIRST], batch.events[batch.starts, EV_TIME])
         has_previous = batch.starts < batch.positions
-        previous_time = batch.events[batch.positions - 1, EV_TIME]
+        previous = batch.events[batch.positions - 1]
+        minutes_since_prev = np.where(has_previous, time - previous[:, EV_TIME], -1)
+        distance = np.hypot(
+            (batch.new_field(EV_LAT) - previous[:, EV_LAT]) / MICRODEGREES,
+            (batch.new_field(EV_LON) - previous[:, EV_LON]) / MICRODEGREES,
+        )
         return {
             "amount_to_mean": _ratio(cents * count, total),
             "amount_to_cat_mean": _ratio(cents * cat_count, cat_total),
-            "minutes_since_prev": np.where(has_previous, time - previous_time, -1),
+            "minutes_since_prev": minutes_since_prev,
             "n_total": count,
             "history_minutes": time - first_time,
             "cat_is_new": (cat_count == 0).astype(np.int64),
             "n_categories": stored_categories + batch.prior_in_segment(first_of_category),
             "cat_share": _ratio(cat_count, count),
+            "amount_cat_z": _z_score(cents, cat_count, cat_total, cat_squares),
+            "prev_distance": np.where(has_previous, distance, np.nan),
+            "prev_speed": np.where(has_previous, distance / np.maximum(minutes_since_prev, 1), np.nan),
         }
 
-    def _store(self, batch: _Batch) -> None:
+    def _hour_features(self, batch: _Batch, hours: np.ndarray) -> dict[str, np.ndarray]:
+        """Share of the customer's earlier transactions within an hour of this one's hour of the day."""
+        slot = batch.new_slots
+        near_hours = (hours[:, None] + np.array([-1, 0, 1])) % 24
+        stored = self._agg[slot[:, None], AG_HOURS + near_hours].sum(axis=1)
+        is_near = np.zeros((len(hours), 24), dtype=np.int64)
+        np.put_along_axis(is_near, near_hours, 1, axis=1)
+        cumulative = np.concatenate([np.zeros((1, 24), dtype=np.int64), np.cumsum(is_near, axis=0)])
+        rows = np.arange(len(hours))
+        starts = np.searchsorted(slot, slot, side="left")
+        in_batch = cumulative[rows, hours] - cumulative[starts, hours]
+        count = self._agg[slot, AG_COUNT] + rows - starts
+        return {"hour_share": _ratio(stored + in_batch, count)}
+
+    def _store(self, batch: _Batch, hours: np.ndarray) -> None:
         """Add the new events to the running totals; keep only each customer's events within the window."""
         slot = batch.new_slots
         fresh = self._agg[slot, AG_COUNT] == 0
@@ -213,6 +253,8 @@ class FeatureEngine:
         np.add.at(self._agg, (slot, AG_CENTS), batch.new_field(EV_CENTS))
         np.add.at(self._agg, (slot, AG_CAT_COUNT + cat), 1)
         np.add.at(self._agg, (slot, AG_CAT_CENTS + cat), batch.new_field(EV_CENTS))
+        np.add.at(self._agg, (slot, AG_CAT_SQUARES + cat), batch.new_field(EV_CENTS) ** 2)
+        np.add.at(self._agg, (slot, AG_HOURS + hours), 1)
         ends = np.searchsorted(batch.slots, batch.slots, side="right") - 1
         keep = batch.events[:, EV_TIME] > batch.events[ends, EV_TIME] - self._keep
         kept_slots, kept = batch.slots[keep], batch.events[keep]
@@ -273,6 +315,21 @@ class _Batch:
         cumulative = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
         return cumulative[self.positions] - cumulative[self.starts]
 
+    def _distinct_features(self, lower: np.ndarray) -> dict[str, np.ndarray]:
+        """Over each new event's earlier events from ``lower`` on: distinct merchants and categories, and
+        events in its category. An earlier event counts once per value: if no later one in range shares it."""
+        counts = self.positions - lower
+        owner = np.repeat(np.arange(len(counts)), counts)
+        earlier = lower[owner] + np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+        ends = self.positions[owner]
+        result = {}
+        for name, field in (("n_merchants_24h", EV_MERCHANT), ("n_categories_24h", EV_CAT)):
+            last = _next_of_same(self.slots, self.events[:, field])[earlier] >= ends
+            result[name] = np.bincount(owner, weights=last, minlength=len(counts)).astype(np.int64)
+        same = self.events[earlier, EV_CAT] == self.events[ends, EV_CAT]
+        result["n_cat_24h"] = np.bincount(owner, weights=same, minlength=len(counts)).astype(np.int64)
+        return result
+
     def window_features(self) -> dict[str, np.ndarray]:
         """Counts and sums over each customer's earlier events within (t - window, t]."""
         cents = np.concatenate([[0], np.cumsum(self.events[:, EV_CENTS])])
@@ -285,6 +342,7 @@ class _Batch:
             features[f"amount_{name}"] = (cents[self.positions] - cents[lower]) / 100
             if name == "24h":
                 features["night_24h"] = nights[self.positions] - nights[lower]
+                features.update(self._distinct_features(lower))
             if name == "7d":
                 sum_7d = cents[self.positions] - cents[lower]
                 features["amount_to_mean_7d"] = _ratio(
@@ -293,17 +351,38 @@ class _Batch:
         return features
 
 
-def _prior_in_groups(groups: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Count and sum of ``values`` over the earlier rows of the same group, rows in order."""
+def _prior_in_groups(groups: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Count, and the sum of each of ``values``, over the earlier rows of the same group, rows in order."""
     order = np.argsort(groups, kind="stable")
     sorted_groups = groups[order]
     starts = np.searchsorted(sorted_groups, sorted_groups, side="left")
     positions = np.arange(len(groups))
-    cumulative = np.concatenate([[0], np.cumsum(values[order], dtype=np.int64)])
-    count, total = np.empty_like(positions), np.empty_like(values)
+    count = np.empty_like(positions)
     count[order] = positions - starts
-    total[order] = cumulative[positions] - cumulative[starts]
-    return count, total
+    totals = []
+    for column in values:
+        cumulative = np.concatenate([[0], np.cumsum(column[order], dtype=np.int64)])
+        total = np.empty_like(column)
+        total[order] = cumulative[positions] - cumulative[starts]
+        totals.append(total)
+    return count, totals
+
+
+def _z_score(cents: np.ndarray, count: np.ndarray, total: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """(amount - mean) / standard deviation of the earlier amounts; NaN below two or without spread."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / count
+        deviation = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+        return np.where((count >= 2) & (deviation > 0), (cents - mean) / deviation, np.nan)
+
+
+def _next_of_same(slots: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of the customer's next event with the same value (past the end if none), events in order."""
+    order = np.lexsort((values, slots))
+    same = (slots[order][1:] == slots[order][:-1]) & (values[order][1:] == values[order][:-1])
+    following = np.full(len(slots), len(slots), dtype=np.int64)
+    following[order[:-1][same]] = order[1:][same]
+    return following
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -315,8 +394,13 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def _decode_state(state: bytes) -> tuple[np.ndarray, np.ndarray]:
     values = np.frombuffer(state, dtype=np.int64)
     version, n_events = int(values[0]), int(values[1])
-    if version != STATE_VERSION or len(values) != _HEADER + N_AGG_FIELDS + n_events * N_EVENT_FIELDS:
-        raise ValueError(f"unreadable feature state (version {version}, {len(values)} values)")
+    if version != STATE_VERSION:
+        raise ValueError(
+            f"feature state of version {version}, this engine reads version {STATE_VERSION} only: "
+            "the changelog was written by an older detector and must be reset"
+        )
+    if len(values) != _HEADER + N_AGG_FIELDS + n_events * N_EVENT_FIELDS:
+        raise ValueError(f"unreadable feature state ({len(values)} values for {n_events} events)")
     agg = values[_HEADER : _HEADER + N_AGG_FIELDS]
     return agg, values[_HEADER + N_AGG_FIELDS :].reshape(n_events, N_EVENT_FIELDS).copy()
 

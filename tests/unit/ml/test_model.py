@@ -40,7 +40,7 @@ def test_model_directory_carries_metadata(small_model: Path, features: pd.DataFr
     metadata = json.loads((small_model / "metadata.json").read_text())
     assert model.version == metadata["version"]
     assert model.feature_names == metadata["features"]
-    assert model.threshold == 0.5
+    assert model.threshold == metadata["threshold"]
     scores = model.predict(features)
     assert scores.shape == (len(features),) and ((scores >= 0) & (scores <= 1)).all()
     assert np.array_equal(scores, model.predict(features.iloc[::-1])[::-1])
