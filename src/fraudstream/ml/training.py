@@ -44,6 +44,8 @@ PARAMS = {
     "random_seed": 0,
     "thread_count": 2,
 }
+# The length early stopping chose on the selection period of the three-period validation (README, the model).
+ITERATIONS = 400
 
 
 def train_model(
@@ -52,7 +54,7 @@ def train_model(
     *,
     validation_fraction: float = 0.2,
     progress: bool = True,
-    iterations: int = 1000,
+    iterations: int = ITERATIONS,
     seed_model: Path | None = SEED_MODEL,
 ) -> dict[str, Any]:
     """Train on ``data_path`` (Kaggle format with ``target``), write the model and reports to ``out_dir``.

@@ -60,7 +60,7 @@ def test_window_features_on_a_hand_made_example() -> None:
         )
 
 
-def test_merchant_place_hour_and_category_features_on_a_hand_made_example() -> None:
+def test_merchant_hour_and_category_features_on_a_hand_made_example() -> None:
     rows = [
         (0, "2020-01-06 08:00", "grocery_pos", 10.00, "A", 40.0, -89.0),
         (0, "2020-01-06 09:30", "misc_net", 20.00, "B", 40.3, -89.4),
@@ -79,11 +79,8 @@ def test_merchant_place_hour_and_category_features_on_a_hand_made_example() -> N
     features = FeatureEngine().transform(mixed).loc[frame.index]
     nan = np.nan
     expected = {
-        "n_cat_24h": [0, 0, 1, 2, 0],
         "n_merchants_24h": [0, 1, 2, 2, 2],
         "n_categories_24h": [0, 1, 2, 2, 2],
-        "prev_distance": [nan, 0.5, 0.5, 0.0, 1.0],
-        "prev_speed": [nan, 0.5 / 90, 0.5 / 640, 0.0, 1.0 / 720],
         "hour_share": [nan, 1.0, 0.0, 1 / 3, 0.5],
         "amount_cat_z": [nan, nan, nan, -1.5, nan],
     }
