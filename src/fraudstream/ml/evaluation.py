@@ -60,5 +60,5 @@ def alert_budget_metrics(
         "alerts": len(reviewed),
         "found": found,
         "precision": found / len(reviewed) if len(reviewed) else 0.0,
-        "recall": found / labels.sum() if labels.sum() else 0.0,
+        "recall": found / int(labels.sum()) if labels.sum() else 0.0,
     }

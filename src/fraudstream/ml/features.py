@@ -14,8 +14,6 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import ArrayLike
 
 from fraudstream.contracts import schema
@@ -224,12 +222,12 @@ class FeatureEngine:
         slot = batch.new_slots
         near_hours = (hours[:, None] + np.array([-1, 0, 1])) % 24
         stored = self._agg[slot[:, None], AG_HOURS + near_hours].sum(axis=1)
-        is_near = np.zeros((len(hours), 24), dtype=np.int64)
-        np.put_along_axis(is_near, near_hours, 1, axis=1)
-        cumulative = np.concatenate([np.zeros((1, 24), dtype=np.int64), np.cumsum(is_near, axis=0)])
         rows = np.arange(len(hours))
         starts = np.searchsorted(slot, slot, side="left")
-        in_batch = cumulative[rows, hours] - cumulative[starts, hours]
+        owner, earlier = _ranges(starts, rows)  # the customer's earlier new events
+        apart = (hours[earlier] - hours[owner]) % 24
+        near = (apart <= 1) | (apart == 23)
+        in_batch = np.bincount(owner, weights=near, minlength=len(hours)).astype(np.int64)
         count = self._agg[slot, AG_COUNT] + rows - starts
         return {"hour_share": _ratio(stored + in_batch, count)}
 
@@ -238,13 +236,11 @@ class FeatureEngine:
         slot = batch.new_slots
         fresh = self._agg[slot, AG_COUNT] == 0
         self._agg[slot[fresh], AG_FIRST] = batch.events[batch.starts[fresh], EV_TIME]
-        cat = batch.new_field(EV_CAT)
-        np.add.at(self._agg, (slot, AG_COUNT), 1)
-        np.add.at(self._agg, (slot, AG_CENTS), batch.new_field(EV_CENTS))
-        np.add.at(self._agg, (slot, AG_CAT_COUNT + cat), 1)
-        np.add.at(self._agg, (slot, AG_CAT_CENTS + cat), batch.new_field(EV_CENTS))
-        np.add.at(self._agg, (slot, AG_CAT_SQUARES + cat), batch.new_field(EV_CENTS) ** 2)
-        np.add.at(self._agg, (slot, AG_HOURS + hours), 1)
+        cat, cents, ones = batch.new_field(EV_CAT), batch.new_field(EV_CENTS), np.ones_like(slot)
+        fields = [np.full_like(slot, AG_COUNT), np.full_like(slot, AG_CENTS), AG_CAT_COUNT + cat]
+        fields += [AG_CAT_CENTS + cat, AG_CAT_SQUARES + cat, AG_HOURS + hours]
+        values = [ones, cents, ones, cents, cents * cents, ones]
+        np.add.at(self._agg, (np.tile(slot, len(fields)), np.concatenate(fields)), np.concatenate(values))
         ends = np.searchsorted(batch.slots, batch.slots, side="right") - 1
         keep = batch.events[:, EV_TIME] > batch.events[ends, EV_TIME] - self._keep
         kept_slots, kept = batch.slots[keep], batch.events[keep]
@@ -308,9 +304,8 @@ class _Batch:
     def _distinct_features(self, lower: np.ndarray) -> dict[str, np.ndarray]:
         """Distinct merchants and categories among each new event's earlier events from ``lower`` on."""
         counts = self.positions - lower
-        owner = np.repeat(np.arange(len(counts)), counts)
+        owner, earlier = _ranges(lower, self.positions)
         firsts = np.cumsum(counts) - counts
-        earlier = lower[owner] + np.arange(len(owner)) - firsts[owner]
         # One key per (new event, merchant): CRC-32 values are below 2**32.
         merchants = np.unique((owner << 32) | self.events[earlier, EV_MERCHANT])
         # Categories (fewer than 64) as bits: one OR per new event's range, then a bit count.
@@ -341,6 +336,13 @@ class _Batch:
                     self.new_field(EV_CENTS) * (self.positions - lower), sum_7d
                 )
         return features
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every index of every range [starts[i], ends[i]), and the range ``i`` it belongs to, range by range."""
+    counts = ends - starts
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return owner, starts[owner] + np.arange(len(owner)) - (np.cumsum(counts) - counts)[owner]
 
 
 def _prior_in_groups(groups: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -394,14 +396,8 @@ def _category_index(categories: pd.Series) -> np.ndarray:
 
 
 def _merchant_ids(merchants: pd.Series) -> np.ndarray:
-    """A stable id per merchant name: CRC-32 (the same in every process, unlike Python's ``hash``) of each
-    distinct name once, through Arrow's dictionary encoding (10x faster than per row on large batches)."""
-    values = pa.array(merchants)  # chunked when the series is a slice of several Arrow chunks
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    encoded = pc.dictionary_encode(pc.fill_null(values, ""))
-    names = encoded.dictionary.to_pylist()
-    return np.array([zlib.crc32(name.encode()) for name in names], dtype=np.int64)[encoded.indices.to_numpy()]
+    """A stable id per merchant name: CRC-32, the same in every process (unlike Python's ``hash``)."""
+    return np.array([zlib.crc32(name.encode()) for name in merchants.tolist()], dtype=np.int64)
 
 
 def _calendar(times: np.ndarray) -> dict[str, np.ndarray]:
