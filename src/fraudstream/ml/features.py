@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from numpy.typing import ArrayLike
 
 from fraudstream.contracts import schema
+from fraudstream.errors import FeatureStateError
 
 logger = logging.getLogger(__name__)
 
@@ -382,12 +383,12 @@ def _decode_state(state: bytes) -> tuple[np.ndarray, np.ndarray]:
     values = np.frombuffer(state, dtype=np.int64)
     version, n_events = int(values[0]), int(values[1])
     if version != STATE_VERSION:
-        raise ValueError(
+        raise FeatureStateError(
             f"feature state of version {version}, this engine reads version {STATE_VERSION} only: "
             "the changelog was written by an older detector and must be reset"
         )
     if len(values) != _HEADER + N_AGG_FIELDS + n_events * N_EVENT_FIELDS:
-        raise ValueError(f"unreadable feature state ({len(values)} values for {n_events} events)")
+        raise FeatureStateError(f"unreadable feature state ({len(values)} values for {n_events} events)")
     agg = values[_HEADER : _HEADER + N_AGG_FIELDS]
     return agg, values[_HEADER + N_AGG_FIELDS :].reshape(n_events, N_EVENT_FIELDS).copy()
 

@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from fraudstream.contracts import schema
+from fraudstream.errors import FeatureStateError
 from fraudstream.ml.features import FEATURES, SEED_FEATURES, STATE_VERSION, FeatureEngine
+from fraudstream.pipeline.retry import worth_retrying
 from tests.unit.transactions import NEW_SMALL, TRAIN_DATA, seed_reference_frame, synthetic, transactions
 
 
@@ -171,8 +173,9 @@ def test_state_of_another_version_is_refused() -> None:
     customer, state = next(iter(states.items()))
     old = np.frombuffer(state, dtype=np.int64).copy()
     old[0] = STATE_VERSION - 1
-    with pytest.raises(ValueError, match=f"version {STATE_VERSION - 1}"):
+    with pytest.raises(FeatureStateError, match=f"version {STATE_VERSION - 1}") as raised:
         FeatureEngine().load_state({customer: old.tobytes()})
+    assert not worth_retrying(raised.value)
 
 
 def test_unknown_category_and_times_with_seconds() -> None:
