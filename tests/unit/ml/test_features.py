@@ -64,16 +64,14 @@ def test_window_features_on_a_hand_made_example() -> None:
 
 def test_merchant_hour_and_category_features_on_a_hand_made_example() -> None:
     rows = [
-        (0, "2020-01-06 08:00", "grocery_pos", 10.00, "A", 40.0, -89.0),
-        (0, "2020-01-06 09:30", "misc_net", 20.00, "B", 40.3, -89.4),
-        (0, "2020-01-06 20:10", "grocery_pos", 30.00, "A", 40.0, -89.0),
-        (0, "2020-01-06 21:00", "grocery_pos", 5.00, "A", 40.0, -89.0),
-        (0, "2020-01-07 09:00", "home", 40.00, "D", 40.6, -88.2),
+        (0, "2020-01-06 08:00", "grocery_pos", 10.00, "A"),
+        (0, "2020-01-06 09:30", "misc_net", 20.00, "B"),
+        (0, "2020-01-06 20:10", "grocery_pos", 30.00, "A"),
+        (0, "2020-01-06 21:00", "grocery_pos", 5.00, "A"),
+        (0, "2020-01-07 09:00", "home", 40.00, "D"),
     ]
     frame = transactions([row[:4] for row in rows])
     frame["merch"] = [row[4] for row in rows]
-    frame["merchant_lat"] = [row[5] for row in rows]
-    frame["merchant_lon"] = [row[6] for row in rows]
     # Interleaving another customer's rows changes nothing for customer 0.
     other = transactions([(1, "2020-01-06 09:00", "grocery_pos", 7.0), (1, "2020-01-06 21:00", "home", 9.0)])
     other.index = other.index + len(frame)
