@@ -32,3 +32,9 @@ class ReadToEndTimeout(FraudstreamError):
 
 class SchemaMismatch(FraudstreamError):
     """Two definitions of the same data disagree: a programming error, raised when the module loads."""
+
+
+class FeatureStateError(FraudstreamError, ValueError):
+    """Per-customer feature state that this code cannot read: another state version, or damaged.
+
+    Not retriable: a changelog written by an older detector must be reset (it is not migrated)."""

@@ -59,7 +59,7 @@ def trained_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     data = root / "train.csv.gz"
     synthetic(customers=60, days=60, seed=1).to_csv(data, index=False)
     good = root / "good"
-    train_model(data, good, progress=False, iterations=80, seed_model=None)
+    train_model(data, good, progress=False, iterations=80)
     weak = root / "weak"
-    train_model(data, weak, progress=False, iterations=2, seed_model=None)
+    train_model(data, weak, progress=False, iterations=2)
     return {"good": good, "weak": weak, "data": data}

@@ -9,13 +9,17 @@ window sum is an exact integer and the features do not depend on how the rows we
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from numpy.typing import ArrayLike
 
 from fraudstream.contracts import schema
+from fraudstream.errors import FeatureStateError
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +35,19 @@ _CATEGORY_INDEX = pd.Index(schema.CATEGORIES)
 WINDOWS = {"1h": 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
 NIGHT_HOURS = (22, 23, 0, 1, 2, 3)
 
-# Columns of one stored event (all int64).
-EV_TIME, EV_CENTS, EV_CAT, EV_NIGHT = range(4)
-N_EVENT_FIELDS = 4
+# Columns of one stored event (all int64); the merchant is a CRC-32 of its name.
+EV_TIME, EV_CENTS, EV_CAT, EV_NIGHT, EV_MERCHANT = range(5)
+N_EVENT_FIELDS = 5
 # Columns of the running totals of one customer (all int64).
 AG_COUNT, AG_CENTS, AG_FIRST = range(3)
 AG_CAT_COUNT = 3
 AG_CAT_CENTS = AG_CAT_COUNT + N_CATEGORIES
-N_AGG_FIELDS = AG_CAT_CENTS + N_CATEGORIES
+AG_CAT_SQUARES = AG_CAT_CENTS + N_CATEGORIES  # sum of cents squared per category (exact below 2**63)
+AG_HOURS = AG_CAT_SQUARES + N_CATEGORIES  # transactions per hour of the day
+N_AGG_FIELDS = AG_HOURS + 24
 
-STATE_VERSION = 1
+# 2 added the merchant per event, squares per category, counts per hour; 1 is refused (it lacks them).
+STATE_VERSION = 2
 _HEADER = 2  # version, number of events
 _TIME_ORIGIN = -(2**32)  # minutes; shifts times to be non-negative inside the segment keys
 _SEGMENT = 2**36  # larger than any shifted time: slot * _SEGMENT + time orders by slot, then time
@@ -60,6 +67,10 @@ BEHAVIOUR_FEATURES = (
     "cat_is_new",
     "n_categories",
     "cat_share",
+    "amount_cat_z",
+    "n_merchants_24h",
+    "n_categories_24h",
+    "hour_share",
     "is_night",
     "hour_num",
     "home_distance",
@@ -119,7 +130,8 @@ class FeatureEngine:
         new[:, EV_CAT] = _category_index(frame["cat_id"])
         hours = calendar["hour"]
         new[:, EV_NIGHT] = np.isin(hours, NIGHT_HOURS)
-        behaviour = self._features_then_store(slots, new)
+        new[:, EV_MERCHANT] = _merchant_ids(frame["merch"])
+        behaviour = self._features_then_store(slots, new, hours.astype(np.int64))
         behaviour["is_night"] = new[:, EV_NIGHT]
         behaviour["hour_num"] = hours.astype(np.int64)
         behaviour["cat_code"] = new[:, EV_CAT]
@@ -140,7 +152,9 @@ class FeatureEngine:
             self._slots[customer] = slot
         return slot
 
-    def _features_then_store(self, slots: np.ndarray, new: np.ndarray) -> dict[str, np.ndarray]:
+    def _features_then_store(
+        self, slots: np.ndarray, new: np.ndarray, hours: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """Features of the new events against each customer's stored past; then stores the new events.
 
         Only the batch's customers' events are read and replaced: the cost follows the batch, not the
@@ -153,10 +167,11 @@ class FeatureEngine:
         order = np.argsort(combined_slots, kind="stable")
         events = np.concatenate([*stored, new])[order]
         batch = _Batch(combined_slots[order], events, order >= n_past)
+        rows = order[batch.positions] - n_past
         features = batch.window_features()
         features.update(self._history_features(batch))
-        self._store(batch)
-        rows = order[batch.positions] - n_past
+        features.update(self._hour_features(batch, hours[rows]))
+        self._store(batch, hours[rows])
         out = {}
         for name, values in features.items():
             out[name] = np.empty_like(values)
@@ -170,9 +185,12 @@ class FeatureEngine:
         stored = self._agg[slot, AG_COUNT]
         count = stored + batch.prior_in_segment(batch.is_new)
         total = self._agg[slot, AG_CENTS] + batch.prior_in_segment(batch.is_new * batch.events[:, EV_CENTS])
-        cat_count, cat_total = _prior_in_groups(slot * N_CATEGORIES + cat, cents)
+        cat_count, (cat_total, cat_squares) = _prior_in_groups(
+            slot * N_CATEGORIES + cat, cents, cents * cents
+        )
         cat_count += self._agg[slot, AG_CAT_COUNT + cat]
         cat_total += self._agg[slot, AG_CAT_CENTS + cat]
+        cat_squares += self._agg[slot, AG_CAT_SQUARES + cat]
         first_of_category = np.zeros(len(batch.slots), dtype=np.int64)
         first_of_category[batch.positions] = cat_count == 0
         stored_categories = np.count_nonzero(self._agg[slot, AG_CAT_COUNT:AG_CAT_CENTS], axis=1)
@@ -188,18 +206,33 @@ class FeatureEngine:
             "cat_is_new": (cat_count == 0).astype(np.int64),
             "n_categories": stored_categories + batch.prior_in_segment(first_of_category),
             "cat_share": _ratio(cat_count, count),
+            "amount_cat_z": _z_score(cents, cat_count, cat_total, cat_squares),
         }
 
-    def _store(self, batch: _Batch) -> None:
+    def _hour_features(self, batch: _Batch, hours: np.ndarray) -> dict[str, np.ndarray]:
+        """Share of the customer's earlier transactions within an hour of this one's hour of the day."""
+        slot = batch.new_slots
+        near_hours = (hours[:, None] + np.array([-1, 0, 1])) % 24
+        stored = self._agg[slot[:, None], AG_HOURS + near_hours].sum(axis=1)
+        rows = np.arange(len(hours))
+        starts = np.searchsorted(slot, slot, side="left")
+        owner, earlier = _ranges(starts, rows)  # the customer's earlier new events
+        apart = (hours[earlier] - hours[owner]) % 24
+        near = (apart <= 1) | (apart == 23)
+        in_batch = np.bincount(owner, weights=near, minlength=len(hours)).astype(np.int64)
+        count = self._agg[slot, AG_COUNT] + rows - starts
+        return {"hour_share": _ratio(stored + in_batch, count)}
+
+    def _store(self, batch: _Batch, hours: np.ndarray) -> None:
         """Add the new events to the running totals; keep only each customer's events within the window."""
         slot = batch.new_slots
         fresh = self._agg[slot, AG_COUNT] == 0
         self._agg[slot[fresh], AG_FIRST] = batch.events[batch.starts[fresh], EV_TIME]
-        cat = batch.new_field(EV_CAT)
-        np.add.at(self._agg, (slot, AG_COUNT), 1)
-        np.add.at(self._agg, (slot, AG_CENTS), batch.new_field(EV_CENTS))
-        np.add.at(self._agg, (slot, AG_CAT_COUNT + cat), 1)
-        np.add.at(self._agg, (slot, AG_CAT_CENTS + cat), batch.new_field(EV_CENTS))
+        cat, cents, ones = batch.new_field(EV_CAT), batch.new_field(EV_CENTS), np.ones_like(slot)
+        fields = [np.full_like(slot, AG_COUNT), np.full_like(slot, AG_CENTS), AG_CAT_COUNT + cat]
+        fields += [AG_CAT_CENTS + cat, AG_CAT_SQUARES + cat, AG_HOURS + hours]
+        values = [ones, cents, ones, cents, cents * cents, ones]
+        np.add.at(self._agg, (np.tile(slot, len(fields)), np.concatenate(fields)), np.concatenate(values))
         ends = np.searchsorted(batch.slots, batch.slots, side="right") - 1
         keep = batch.events[:, EV_TIME] > batch.events[ends, EV_TIME] - self._keep
         kept_slots, kept = batch.slots[keep], batch.events[keep]
@@ -260,6 +293,22 @@ class _Batch:
         cumulative = np.concatenate([[0], np.cumsum(values, dtype=np.int64)])
         return cumulative[self.positions] - cumulative[self.starts]
 
+    def _distinct_features(self, lower: np.ndarray) -> dict[str, np.ndarray]:
+        """Distinct merchants and categories among each new event's earlier events from ``lower`` on."""
+        counts = self.positions - lower
+        owner, earlier = _ranges(lower, self.positions)
+        firsts = np.cumsum(counts) - counts
+        # One key per (new event, merchant): CRC-32 values are below 2**32.
+        merchants = np.unique((owner << 32) | self.events[earlier, EV_MERCHANT])
+        # Categories (fewer than 64) as bits: one OR per new event's range, then a bit count.
+        # A trailing 0 makes every range's start a valid index, even of an empty range at the end.
+        bits = np.append(np.left_shift(1, self.events[earlier, EV_CAT]), 0)
+        masks = np.bitwise_or.reduceat(bits, firsts)
+        return {
+            "n_merchants_24h": np.bincount(merchants >> 32, minlength=len(counts)),
+            "n_categories_24h": np.where(counts > 0, np.bitwise_count(masks), 0).astype(np.int64),
+        }
+
     def window_features(self) -> dict[str, np.ndarray]:
         """Counts and sums over each customer's earlier events within (t - window, t]."""
         cents = np.concatenate([[0], np.cumsum(self.events[:, EV_CENTS])])
@@ -272,6 +321,7 @@ class _Batch:
             features[f"amount_{name}"] = (cents[self.positions] - cents[lower]) / 100
             if name == "24h":
                 features["night_24h"] = nights[self.positions] - nights[lower]
+                features.update(self._distinct_features(lower))
             if name == "7d":
                 sum_7d = cents[self.positions] - cents[lower]
                 features["amount_to_mean_7d"] = _ratio(
@@ -280,17 +330,36 @@ class _Batch:
         return features
 
 
-def _prior_in_groups(groups: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Count and sum of ``values`` over the earlier rows of the same group, rows in order."""
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every index of every range [starts[i], ends[i]), and the range ``i`` it belongs to, range by range."""
+    counts = ends - starts
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return owner, starts[owner] + np.arange(len(owner)) - (np.cumsum(counts) - counts)[owner]
+
+
+def _prior_in_groups(groups: np.ndarray, *values: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Count, and the sum of each of ``values``, over the earlier rows of the same group, rows in order."""
     order = np.argsort(groups, kind="stable")
     sorted_groups = groups[order]
     starts = np.searchsorted(sorted_groups, sorted_groups, side="left")
     positions = np.arange(len(groups))
-    cumulative = np.concatenate([[0], np.cumsum(values[order], dtype=np.int64)])
-    count, total = np.empty_like(positions), np.empty_like(values)
+    count = np.empty_like(positions)
     count[order] = positions - starts
-    total[order] = cumulative[positions] - cumulative[starts]
-    return count, total
+    totals = []
+    for column in values:
+        cumulative = np.concatenate([[0], np.cumsum(column[order], dtype=np.int64)])
+        total = np.empty_like(column)
+        total[order] = cumulative[positions] - cumulative[starts]
+        totals.append(total)
+    return count, totals
+
+
+def _z_score(cents: np.ndarray, count: np.ndarray, total: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """(amount - mean) / standard deviation of the earlier amounts; NaN below two or without spread."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = total / count
+        deviation = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+        return np.where((count >= 2) & (deviation > 0), (cents - mean) / deviation, np.nan)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -302,8 +371,13 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 def _decode_state(state: bytes) -> tuple[np.ndarray, np.ndarray]:
     values = np.frombuffer(state, dtype=np.int64)
     version, n_events = int(values[0]), int(values[1])
-    if version != STATE_VERSION or len(values) != _HEADER + N_AGG_FIELDS + n_events * N_EVENT_FIELDS:
-        raise ValueError(f"unreadable feature state (version {version}, {len(values)} values)")
+    if version != STATE_VERSION:
+        raise FeatureStateError(
+            f"feature state of version {version}, this engine reads version {STATE_VERSION} only: "
+            "the changelog was written by an older detector and must be reset"
+        )
+    if len(values) != _HEADER + N_AGG_FIELDS + n_events * N_EVENT_FIELDS:
+        raise FeatureStateError(f"unreadable feature state ({len(values)} values for {n_events} events)")
     agg = values[_HEADER : _HEADER + N_AGG_FIELDS]
     return agg, values[_HEADER + N_AGG_FIELDS :].reshape(n_events, N_EVENT_FIELDS).copy()
 
@@ -311,6 +385,17 @@ def _decode_state(state: bytes) -> tuple[np.ndarray, np.ndarray]:
 def _category_index(categories: pd.Series) -> np.ndarray:
     codes = _CATEGORY_INDEX.get_indexer(categories).astype(np.int64)
     return np.where(codes < 0, N_CATEGORIES - 1, codes)
+
+
+def _merchant_ids(merchants: pd.Series) -> np.ndarray:
+    """A stable id per merchant name: CRC-32 (the same in every process, unlike Python's ``hash``) of each
+    distinct name once, through Arrow's dictionary encoding (on large batches, much less than per row)."""
+    values = pa.array(merchants)  # chunked when the series is a slice of several Arrow chunks
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    encoded = pc.dictionary_encode(pc.fill_null(values, ""))
+    names = encoded.dictionary.to_pylist()
+    return np.array([zlib.crc32(name.encode()) for name in names], dtype=np.int64)[encoded.indices.to_numpy()]
 
 
 def _calendar(times: np.ndarray) -> dict[str, np.ndarray]:

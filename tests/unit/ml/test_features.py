@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from fraudstream.contracts import schema
-from fraudstream.ml.features import FEATURES, SEED_FEATURES, FeatureEngine
+from fraudstream.errors import FeatureStateError
+from fraudstream.ml.features import FEATURES, SEED_FEATURES, STATE_VERSION, FeatureEngine
+from fraudstream.pipeline.retry import worth_retrying
 from tests.unit.transactions import NEW_SMALL, TRAIN_DATA, seed_reference_frame, synthetic, transactions
 
 
@@ -58,6 +60,32 @@ def test_window_features_on_a_hand_made_example() -> None:
         np.testing.assert_array_equal(
             features[name].to_numpy(dtype=float), np.array(values, dtype=float), name
         )
+
+
+def test_merchant_hour_and_category_features_on_a_hand_made_example() -> None:
+    rows = [
+        (0, "2020-01-06 08:00", "grocery_pos", 10.00, "A"),
+        (0, "2020-01-06 09:30", "misc_net", 20.00, "B"),
+        (0, "2020-01-06 20:10", "grocery_pos", 30.00, "A"),
+        (0, "2020-01-06 21:00", "grocery_pos", 5.00, "A"),
+        (0, "2020-01-07 09:00", "home", 40.00, "D"),
+    ]
+    frame = transactions([row[:4] for row in rows])
+    frame["merch"] = [row[4] for row in rows]
+    # Interleaving another customer's rows changes nothing for customer 0.
+    other = transactions([(1, "2020-01-06 09:00", "grocery_pos", 7.0), (1, "2020-01-06 21:00", "home", 9.0)])
+    other.index = other.index + len(frame)
+    mixed = pd.concat([frame, other]).sort_values("transaction_time", kind="stable")
+    features = FeatureEngine().transform(mixed).loc[frame.index]
+    nan = np.nan
+    expected = {
+        "n_merchants_24h": [0, 1, 2, 2, 2],
+        "n_categories_24h": [0, 1, 2, 2, 2],
+        "hour_share": [nan, 1.0, 0.0, 1 / 3, 0.5],
+        "amount_cat_z": [nan, nan, nan, -1.5, nan],
+    }
+    for name, values in expected.items():
+        np.testing.assert_allclose(features[name].to_numpy(dtype=float), values, rtol=1e-12, err_msg=name)
 
 
 def _one_frame_vs_chunks(frame: pd.DataFrame, through_state: bool, seed: int) -> None:
@@ -132,6 +160,19 @@ def test_state_round_trip_touched_and_delete() -> None:
     victim = sorted(ids)[0]
     restored.load_state({victim: None})
     assert len(restored) == 4 and victim not in restored.export_state(ids)
+
+
+def test_state_of_another_version_is_refused() -> None:
+    frame = synthetic(customers=2, days=3).drop(columns=schema.TARGET_COLUMN)
+    engine = FeatureEngine()
+    engine.transform(frame)
+    states = engine.export_state(engine.touched_customers())
+    customer, state = next(iter(states.items()))
+    old = np.frombuffer(state, dtype=np.int64).copy()
+    old[0] = STATE_VERSION - 1
+    with pytest.raises(FeatureStateError, match=f"version {STATE_VERSION - 1}") as raised:
+        FeatureEngine().load_state({customer: old.tobytes()})
+    assert not worth_retrying(raised.value)
 
 
 def test_unknown_category_and_times_with_seconds() -> None:

@@ -23,7 +23,11 @@ def test_training_writes_artifacts_with_a_time_split(tmp_path: Path) -> None:
     metadata = json.loads((out / "metadata.json").read_text())
     split = metadata["data"]["split_time"]
     assert metadata["data"]["train"]["time_max"] < split <= metadata["data"]["validation"]["time_min"]
-    assert metadata["threshold"] == 0.5 and metadata["cat_features"] == []
+    assert metadata["threshold"] == report["validation"]["threshold"] and metadata["cat_features"] == []
+    assert 0 < metadata["threshold"] < 1
+    assert (
+        metadata["alert_budget"] == report["alert_budget"] and report["alert_budget"]["alerts_per_day"] == 100
+    )
     assert (
         metadata["metrics"]
         == report["validation"]
