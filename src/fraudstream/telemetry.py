@@ -112,6 +112,7 @@ class Readiness:
     assigned_partitions: list[int] = field(default_factory=list)
     last_batch_at: float | None = None
     detail: str = "starting"
+    info: dict[str, object] = field(default_factory=dict)  # what else a service reports (as is)
 
     def batch_done(self) -> None:
         self.last_batch_at = time.time()
@@ -125,6 +126,7 @@ class Readiness:
             "assigned_partitions": sorted(self.assigned_partitions),
             "last_batch_age_s": age,
             "detail": self.detail,
+            **self.info,
         }
 
 

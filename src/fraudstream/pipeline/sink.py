@@ -44,6 +44,8 @@ COLUMN_TYPES = {
     "reasons": "jsonb",
     "transaction": "jsonb",
     "produced_at": "timestamptz",
+    "decision": "text",
+    "rules": "jsonb",
 }
 COLUMNS = tuple(COLUMN_TYPES)
 ARRAYS = ", ".join(f"${number}::{kind}[]" for number, kind in enumerate(COLUMN_TYPES.values(), start=1))
@@ -72,7 +74,15 @@ def to_row(message: ScoreMessage) -> tuple:
         encoder.encode(message.reasons).decode() if message.reasons else None,
         bytes(message.input.data).decode() if message.input is not None else None,
         produced_at,
+        message.decision,
+        _matched_rules(message),
     )
+
+
+def _matched_rules(message: ScoreMessage) -> str | None:
+    """The matched rules as JSON: ``[]`` when the rules were applied and none matched, NULL for a message
+    from before the detector applied rules (no decision)."""
+    return None if message.decision is None else encoder.encode(message.rules).decode()
 
 
 def rows_and_dead_letters(records: list[ConsumerRecord]) -> Batch:

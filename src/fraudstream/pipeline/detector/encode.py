@@ -2,7 +2,8 @@
 
 The ``scoring`` wire format is ``contracts.messages.ScoreMessage``: every score carries its input
 message as received (embedded as raw JSON: no re-encoding), and ``produced_at`` is the input record's
-Kafka timestamp, from which the end-to-end latency is measured.
+Kafka timestamp, from which the end-to-end latency is measured; ``decision`` and ``rules`` are the
+rules' verdict (``pipeline.detector.rules``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from msgspec import Raw
 
 from fraudstream.contracts.batch_decode import DecodedBatch
 from fraudstream.contracts.messages import encoder
+from fraudstream.pipeline.detector.rules import Decided
 
 
 def score_messages(
@@ -24,11 +26,12 @@ def score_messages(
     flags: np.ndarray,
     reasons: Mapping[int, list[dict]],
     model_version: str,
+    decided: Decided,
 ) -> list[bytes]:
     """The encoded score message of each row of ``batch.frame``, whose Kafka record is ``records[row]``.
 
-    ``flags`` are the rows' fraud flags (0 or 1) and ``reasons`` their explanations by row (rows
-    without an entry have none).
+    ``flags`` are the rows' fraud flags (0 or 1), ``reasons`` their explanations by row (rows
+    without an entry have none) and ``decided`` their decisions and matched rules.
     """
     return [
         encoder.encode(
@@ -40,9 +43,19 @@ def score_messages(
                 "model_version": model_version,
                 "produced_at": record.timestamp()[1],
                 "input": Raw(record.value()),
+                "decision": decision,
+                "rules": matched,
             }
         )
-        for row, (record, transaction_id, score, flag) in enumerate(
-            zip(records, batch.transaction_ids, scores.tolist(), flags.tolist(), strict=True)
+        for row, (record, transaction_id, score, flag, decision, matched) in enumerate(
+            zip(
+                records,
+                batch.transaction_ids,
+                scores.tolist(),
+                flags.tolist(),
+                decided.decisions.tolist(),
+                decided.matched,
+                strict=True,
+            )
         )
     ]

@@ -7,6 +7,8 @@ the open transaction; the restarted detector (or another one taking the partitio
 of its partitions from the changelog (``changelog.py``) and resumes at the committed offsets, so it
 recomputes exactly what was lost. This module is the loop and the rebalance handling: the state is
 restored when partitions are assigned, and reset when they are revoked, after the last batch's commit.
+Each session follows the ``rules`` topic (``RuleFeed``): every batch is decided with the rules in force
+when it is scored (``rules.py``), so a new rule version applies from the next batch on.
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ from fraudstream.ml.model import FraudModel
 from fraudstream.pipeline import kafka
 from fraudstream.pipeline.detector.changelog import Changelog
 from fraudstream.pipeline.detector.encode import score_messages
+from fraudstream.pipeline.detector.rules import RuleStage
 from fraudstream.pipeline.detector.transactions import Transactions
 from fraudstream.pipeline.retry import retry
+from fraudstream.pipeline.rules_feed import RuleFeed
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -69,6 +73,7 @@ class Detector:
         self.readiness = Readiness()
         self._stop = threading.Event()
         self._transactions: Transactions[Prepared] | None = None
+        self._rules: RuleStage | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -83,7 +88,16 @@ class Detector:
         self.readiness.detail = f"retrying after: {error}"
 
     def _run_session(self) -> None:
-        """One consumer/producer pair; any failure ends it and the state is rebuilt from the changelog."""
+        """The rules read to the topic's end and followed, then one consumer/producer pair; any failure
+        ends the session, and the next one rebuilds the state from the changelog."""
+        feed = RuleFeed(self.settings).start()
+        try:
+            self._rules = RuleStage(self.settings, feed)
+            self._process()
+        finally:
+            feed.stop()
+
+    def _process(self) -> None:
         producer = Producer(self._producer_config())
         transactions = Transactions(producer, self._produce, self._committed)
         consumer = Consumer(self._consumer_config())
@@ -103,6 +117,7 @@ class Detector:
                     transactions.settle()
                     self.readiness.batch_done()
                 self._record_lag(consumer)
+                self.readiness.info["rules"] = self._rules.status()
             transactions.settle()
         finally:
             self._transactions = None  # a failed session's commit is not waited for: fresh clients fence it
@@ -170,7 +185,8 @@ class Detector:
         scores = self.model.predict(features)
         flags = (scores > self.settings.threshold).astype(int)
         reasons = self._reasons(features, scores)
-        values = score_messages(batch, messages, scores, flags, reasons, self.model.version)
+        decided = self._rules.decide(features, batch.frame, scores, flags)
+        values = score_messages(batch, messages, scores, flags, reasons, self.model.version, decided)
         partitions = dict(zip(customers, (m.partition() for m in messages), strict=True))
         return Scored([message.key() for message in messages], values, partitions)
 
