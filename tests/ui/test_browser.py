@@ -8,6 +8,7 @@ An analyst creates a block rule on the Rules page and a transaction sent afterwa
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 import uuid
@@ -31,6 +32,7 @@ from fraudstream.ui.queries import load_results
 from tests.bad_files import BAD_FILES
 from tests.helpers import (
     count_rows,
+    fetch_scores,
     input_rows,
     insert_score,
     labels_of,
@@ -248,18 +250,24 @@ def test_a_rule_created_on_the_rules_page_blocks_a_transaction_sent_afterwards(
         analyst = page.get_by_label("Analyst", exact=True)
         analyst.fill("Rita Rules")
         analyst.press("Enter")
-        page.get_by_label("Name").fill("Big online spend")
-        page.get_by_label("Expression").fill("amount > 900 and cat_id = 'shopping_net'")
-        page.get_by_test_id("stSelectbox").filter(has_text="Action").click()
+        expect(page.get_by_text("Enter your name as")).to_have_count(0)  # the rerun with the analyst
+        form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Create rule"))
+        form.get_by_role("textbox", name="Name").fill("Big online spend")
+        form.get_by_role("textbox", name="Expression").fill("amount > 900 and cat_id = 'shopping_net'")
+        form.get_by_test_id("stSelectbox").click()
         page.get_by_role("option", name="block").click()
-        page.get_by_text("Enable now").click()
-        page.get_by_role("button", name="Create rule").click()
+        form.get_by_text("Enable now").click()
+        form.get_by_role("button", name="Create rule").click()
         expect(page.get_by_text("Created big-online-spend v1 (enabled).")).to_be_visible()
         detector = services["detector"]
         wait_for(lambda: _rules_offset(detector) >= 0, 30, "the detector to read the rule", detector)
 
         [sent] = TransactionProducer(scoped).send(big).transaction_ids
         wait_for(lambda: _in_thread(count_rows, scoped, [sent]) == 1, 60, "the row", *services.values())
+        stored = _in_thread(fetch_scores, scoped, [sent]).loc[sent]
+        assert stored["decision"] == "block" and json.loads(stored["rules"]) == [
+            {"id": "big-online-spend", "version": 1}
+        ]
         page.get_by_role("link", name="Results").click()
         page.get_by_role("button", name="Show results").click()
         cells = page.locator("[role=gridcell]")  # the grid's accessible copy (drawn on a canvas)

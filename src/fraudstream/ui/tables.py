@@ -32,11 +32,11 @@ def fraud_table(frauds: pd.DataFrame) -> pd.DataFrame:
             "score": frauds["score"].to_numpy(),
         }
     )
-    table = pd.concat([table, inputs.rename(columns=INPUT_SUMMARY)], axis=1)
-    table["top reason"] = top
     if "decision" in frauds.columns:
         table["action"] = frauds["decision"].fillna("not decided").to_numpy()
         table["rules"] = [matched_rules(rules) for rules in frauds["rules"]]
+    table = pd.concat([table, inputs.rename(columns=INPUT_SUMMARY)], axis=1)
+    table["top reason"] = top
     if "label" in frauds.columns:
         decisions = zip(frauds["label"], frauds["author"], strict=True)
         table["label"] = [decision(label, author) or "not reviewed" for label, author in decisions]
