@@ -114,12 +114,18 @@ def _print_status(report: dict) -> None:
         state = "[green]ready[/]" if service["ready"] else "[yellow]not ready[/]"
         partitions = service.get("assigned_partitions")
         age = service.get("last_batch_age_s")
-        table.add_row(
-            name,
-            state,
-            service["detail"] if partitions is None else f"partitions {partitions}, last batch {age} s ago",
-        )
+        running = f"partitions {partitions}, last batch {age} s ago"
+        detail = service["detail"] if partitions is None else running
+        table.add_row(name, state, detail + _rules_state(service.get("rules")))
     Console().print(table)
+
+
+def _rules_state(rules: dict | None) -> str:
+    """The detector's rules as `status` shows them: ", 3 rules enabled (topic offset 41), failed: x v2"."""
+    if not rules:
+        return ""
+    failed = f", failed: {', '.join(rules['failed'])}" if rules["failed"] else ""
+    return f", {rules['active']} rules enabled (topic offset {rules['offset']}){failed}"
 
 
 def _mark(ok: bool) -> str:

@@ -187,3 +187,19 @@ def test_a_rule_failing_at_run_time_is_disabled_through_the_topic_and_the_batch_
         assert stage.status()["failed"] == [] and feed.rules.get("breaks").version == 2  # disabled once
     finally:
         feed.stop()
+
+
+def test_status_shows_the_rules_the_detector_applies(scoped, pipeline):
+    ports = {
+        "FRAUDSTREAM_DETECTOR_METRICS_PORT": str(pipeline["detector"].port),
+        "FRAUDSTREAM_SINK_METRICS_PORT": str(pipeline["sink"].port),
+    }
+    env = {**os.environ, **scoped.environment(), **ports, "COLUMNS": "250"}
+    offset = applied_offset(pipeline["detector"])
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "status"], env=env, capture_output=True, text=True
+    )
+
+    active = pipeline["detector"].health()["rules"]["active"]
+    assert f"{active} rules enabled (topic offset {offset})" in result.stdout, result.stdout
