@@ -62,15 +62,15 @@ def fetch_scores(settings: Settings, transaction_ids: Iterable[str]) -> pd.DataF
         connection = await asyncpg.connect(settings.pg_dsn)
         try:
             return await connection.fetch(
-                "SELECT transaction_id::text AS transaction_id, score, fraud_flag, reasons, transaction"
-                " FROM fraud_scores WHERE transaction_id = ANY($1::uuid[])",
+                "SELECT transaction_id::text AS transaction_id, score, fraud_flag, reasons, transaction,"
+                " decision, rules FROM fraud_scores WHERE transaction_id = ANY($1::uuid[])",
                 list(transaction_ids),
             )
         finally:
             await connection.close()
 
     rows = asyncio.run(query())
-    columns = ["transaction_id", "score", "fraud_flag", "reasons", "transaction"]
+    columns = ["transaction_id", "score", "fraud_flag", "reasons", "transaction", "decision", "rules"]
     return pd.DataFrame([dict(row) for row in rows], columns=columns).set_index("transaction_id")
 
 

@@ -177,15 +177,22 @@ def _print_status(report: dict) -> None:
         state = "[green]ready[/]" if service["ready"] else "[yellow]not ready[/]"
         partitions = service.get("assigned_partitions")
         age = service.get("last_batch_age_s")
-        detail = (
-            service["detail"] if partitions is None else f"partitions {partitions}, last batch {age} s ago"
-        )
+        running = f"partitions {partitions}, last batch {age} s ago"
+        detail = service["detail"] if partitions is None else running
         if service.get("champion"):
             detail += f"; champion {service['champion']}, challenger {service.get('challenger') or 'none'}"
-        table.add_row(name, state, detail)
+        table.add_row(name, state, detail + _rules_state(service.get("rules")))
     Console().print(table)
     for warning in report["warnings"]:
         Console().print(f"[yellow]warning:[/] {warning}")
+
+
+def _rules_state(rules: dict | None) -> str:
+    """The detector's rules as `status` shows them: ", 3 rules enabled (topic offset 41), failed: x v2"."""
+    if not rules:
+        return ""
+    failed = f", failed: {', '.join(rules['failed'])}" if rules["failed"] else ""
+    return f", {rules['active']} rules enabled (topic offset {rules['offset']}){failed}"
 
 
 def _mark(ok: bool) -> str:
@@ -471,12 +478,16 @@ def bench(
     detectors: Annotated[int, typer.Option(help="detector processes in the consumer group")] = 1,
     repeat: Annotated[int, typer.Option(help="runs; figures are the medians")] = 1,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+    rules: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="a rules file the detectors apply")
+    ] = None,
 ) -> None:
     """Measure throughput (end to end and per stage), latency, and the ratio to a per-message baseline."""
     from fraudstream.ops.bench import BenchPlan, medians, run
 
     logging.basicConfig(level=logging.WARNING)
-    plan = BenchPlan(rows, rate, seconds, warm_up, baseline_rows, detectors)
+    versions = () if rules is None else tuple(_ruleset_from(str(rules), Settings()).latest.values())
+    plan = BenchPlan(rows, rate, seconds, warm_up, baseline_rows, detectors, rules=versions)
     runs = []
     for number in range(1, repeat + 1):
         with console.status(f"run {number}/{repeat}") as status:
@@ -559,6 +570,7 @@ def labels_export(
 
 def _print_bench(result: dict) -> None:
     table = Table("figure", "value")
+    table.add_row("enabled rules", str(result["rules"]))
     for key in ("e2e_tps", "detector_tps", "sink_tps", "baseline_tps", "ratio_vs_baseline"):
         table.add_row(key, f"{result[key]:,.1f}")
     for key, value in result["latency_ms"].items():

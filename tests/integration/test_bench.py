@@ -34,6 +34,7 @@ def test_bench_measures_every_figure_and_leaves_nothing_behind(stack_settings):
     result = bench.run(stack_settings, SMALL, progress.append)
 
     latency = result.pop("latency_ms")
+    assert result.pop("rules") == 0
     assert set(result) == {
         "rows", "detectors", "e2e_tps", "detector_tps", "sink_tps", "baseline_tps", "ratio_vs_baseline"
     }  # fmt: skip

@@ -11,7 +11,7 @@ import asyncpg
 import msgspec
 import pytest
 
-from fraudstream.contracts.messages import Reason, ReceivedInput, ScoreMessage
+from fraudstream.contracts.messages import MatchedRule, Reason, ReceivedInput, ScoreMessage
 from fraudstream.infra.migrations import migrate, migration_files
 from fraudstream.pipeline.sink import to_row, write_rows
 
@@ -59,8 +59,10 @@ def test_a_batch_is_stored_once_per_transaction_whatever_repeats(stack_settings)
         "v1",
         1767323045678,
         ReceivedInput(msgspec.Raw(b'{"amount": 9.5}')),
+        "block",
+        [MatchedRule("big", 2)],
     )
-    plain = ScoreMessage(uuid.UUID(second), 0.1, 0, model_version="v1")
+    plain = ScoreMessage(uuid.UUID(second), 0.1, 0, model_version="v1")  # from before rules
 
     async def write_twice() -> list[asyncpg.Record]:
         pool = await asyncpg.create_pool(stack_settings.pg_dsn, min_size=1, max_size=1)
@@ -83,3 +85,5 @@ def test_a_batch_is_stored_once_per_transaction_whatever_repeats(stack_settings)
     assert rows[0]["produced_at"] == produced and rows[1]["produced_at"] is None
     assert (rows[0]["score"], rows[0]["fraud_flag"], rows[0]["model_version"]) == (0.9, 1, "v1")
     assert all(row["scored_at"] is not None for row in rows)
+    assert rows[0]["decision"] == "block" and json.loads(rows[0]["rules"]) == [{"id": "big", "version": 2}]
+    assert rows[1]["decision"] is None and rows[1]["rules"] is None

@@ -3,10 +3,12 @@
 Uploads the seed's file, sends it, waits for its 90 scores, shows the results and saves the screenshot
 that the README shows (docs/screenshot-results.png). An analyst reviews two transactions in the queue
 (docs/screenshot-review.png) and their labels reach fraud_labels through the sink's labels consumer.
+An analyst creates a block rule on the Rules page and a transaction sent afterwards shows up blocked.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import urllib.request
 import uuid
@@ -23,10 +25,21 @@ from playwright.sync_api import Page, expect, sync_playwright
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import read_csv
 from fraudstream.infra.process import free_port
+from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline.producer import TransactionProducer
 from fraudstream.ui.queries import load_results
 from tests.bad_files import BAD_FILES
-from tests.helpers import input_rows, insert_score, labels_of, wait_for, with_fresh_customers
+from tests.helpers import (
+    count_rows,
+    fetch_scores,
+    input_rows,
+    insert_score,
+    labels_of,
+    running_pipeline,
+    wait_for,
+    with_fresh_customers,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
@@ -219,3 +232,49 @@ def test_an_analyst_marks_one_transaction_fraud_and_one_legitimate(
     expect(page.get_by_text("Precision (estimated)")).to_be_visible()
     page.wait_for_timeout(1000)  # let the charts finish drawing
     page.screenshot(path=_screenshot_path(tmp_path, "screenshot-quality.png"), full_page=True)
+
+
+def test_a_rule_created_on_the_rules_page_blocks_a_transaction_sent_afterwards(
+    stack_settings, new_small, browser_page
+):
+    """A pipeline and a UI on topics of their own (the rule applies to nobody else's transactions)."""
+    scoped = stack_settings.scoped(f"browser-rules-{uuid.uuid4().hex[:6]}")
+    ensure_topics(scoped)
+    big = with_fresh_customers(read_csv(new_small).head(1), "rule-browser")
+    big = big.assign(amount=950.0, cat_id="shopping_net")
+    page = browser_page
+
+    with running_pipeline(scoped, instance="browser-rules") as services, _serving_ui(scoped) as url:
+        page.goto(url)
+        page.get_by_role("link", name="Rules").click()
+        analyst = page.get_by_label("Analyst", exact=True)
+        analyst.fill("Rita Rules")
+        analyst.press("Enter")
+        expect(page.get_by_text("Enter your name as")).to_have_count(0)  # the rerun with the analyst
+        form = page.get_by_test_id("stForm").filter(has=page.get_by_role("button", name="Create rule"))
+        form.get_by_role("textbox", name="Name").fill("Big online spend")
+        form.get_by_role("textbox", name="Expression").fill("amount > 900 and cat_id = 'shopping_net'")
+        form.get_by_test_id("stSelectbox").click()
+        page.get_by_role("option", name="block").click()
+        form.get_by_text("Enable now").click()
+        form.get_by_role("button", name="Create rule").click()
+        expect(page.get_by_text("Created big-online-spend v1 (enabled).")).to_be_visible()
+        detector = services["detector"]
+        wait_for(lambda: _rules_offset(detector) >= 0, 30, "the detector to read the rule", detector)
+
+        [sent] = TransactionProducer(scoped).send(big).transaction_ids
+        wait_for(lambda: _in_thread(count_rows, scoped, [sent]) == 1, 60, "the row", *services.values())
+        stored = _in_thread(fetch_scores, scoped, [sent]).loc[sent]
+        assert stored["decision"] == "block" and json.loads(stored["rules"]) == [
+            {"id": "big-online-spend", "version": 1}
+        ]
+        page.get_by_role("link", name="Results").click()
+        page.get_by_role("button", name="Show results").click()
+        cells = page.locator("[role=gridcell]")  # the grid's accessible copy (drawn on a canvas)
+        expect(cells.filter(has_text=sent)).to_have_count(1)
+        expect(cells.filter(has_text="big-online-spend v1")).to_have_count(1)
+        expect(page.get_by_text("Action: block; rules matched: big-online-spend v1")).to_be_visible()
+
+
+def _rules_offset(detector: ServiceProcess) -> int:
+    return ((detector.health() or {}).get("rules") or {}).get("offset", -1)

@@ -93,7 +93,7 @@ def test_the_view_shows_totals_recent_frauds_details_and_histogram(page, stack_e
 
 
 @pytest.mark.integration
-def test_the_table_shows_the_decision_and_who_made_it(page, stack_env):
+def test_the_table_shows_the_analysts_label_and_who_gave_it(page, stack_env):
     undecided, _ = insert_scores(stack_env)
     flagged, _ = insert_scores(stack_env)
     execute(
@@ -105,8 +105,29 @@ def test_the_table_shows_the_decision_and_who_made_it(page, stack_env):
 
     table = show_results(page).dataframe[0].value.set_index("transaction id")
 
-    assert table.loc[flagged, "decision"] == "fraud (ann)"
-    assert table.loc[undecided, "decision"] == "not reviewed"
+    assert table.loc[flagged, "label"] == "fraud (ann)"
+    assert table.loc[undecided, "label"] == "not reviewed"
+
+
+@pytest.mark.integration
+def test_a_transaction_blocked_by_a_rule_is_an_alert_with_its_action_and_rules(page, stack_env):
+    """Not flagged by the model, blocked by a rule: listed with the rule; allowed ones are not alerts."""
+    blocked, allowed = str(uuid.uuid4()), str(uuid.uuid4())
+    execute(
+        stack_env,
+        "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, decision, rules)"
+        " VALUES ($1, 0.1, 0, $2, $3::jsonb)",
+        (blocked, "block", json.dumps([{"id": "big-net", "version": 3}])),
+        (allowed, "allow", "[]"),
+    )
+    blocked_before = queries.load_results(stack_env).totals.blocked
+
+    app = show_results(page)
+
+    table = app.dataframe[0].value.set_index("transaction id")
+    assert (table.loc[blocked, "action"], table.loc[blocked, "rules"]) == ("block", "big-net v3")
+    assert allowed not in table.index
+    assert {m.label: m.value for m in app.metric}["Blocked"] == f"{blocked_before:,}"
 
 
 @pytest.mark.integration

@@ -8,12 +8,17 @@ import uuid
 from datetime import date
 
 import asyncpg
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from fraudstream.config import Settings
 from fraudstream.infra.topics import ensure_topics
-from fraudstream.pipeline.rules_feed import read_rules
+from fraudstream.pipeline.detector.rules import AUTHOR
+from fraudstream.pipeline.rules_feed import disable_failed, publish, read_rules
+from fraudstream.rules.compiler import BatchColumns
+from fraudstream.rules.rule import Draft, version_of
+from fraudstream.rules.ruleset import ruleset_of
 from tests.ui.conftest import Page
 from tests.unit.transactions import transactions
 
@@ -153,3 +158,23 @@ def test_the_backtest_panel_charts_matches_per_day(page, rules_env):
     [chart] = app.get("vega_lite_chart")
     assert '"field": "matches"' in chart.proto.spec and '"field": "kind"' in chart.proto.spec
     assert metrics["Precision (labelled)"] == "n/a"  # none of these transactions has a label
+
+
+@pytest.mark.integration
+def test_a_rule_the_detector_disabled_after_a_failure_is_shown_failed_with_its_error(page, rules_env):
+    breaks = version_of(
+        Draft(name="Breaks", expression="n_24h > 1", action="block", enabled=True), None, "ana"
+    )
+    publish(rules_env, breaks)
+    [failure] = ruleset_of([breaks]).evaluate(BatchColumns([{"amount": np.array([5.0])}], 1)).failures
+    disable_failed(rules_env, read_rules(rules_env, timeout=20), [failure], AUTHOR)
+
+    app = open_page(page)
+
+    listed = app.dataframe[0].value
+    assert listed[["id", "status", "version", "author"]].values.tolist() == [
+        ["breaks", "failed", 2, "detector"]
+    ]
+    [warning] = [w.value for w in app.warning]
+    assert warning.startswith("breaks was disabled by the detector (v2): disabled after failing at run time:")
+    assert "KeyError" in warning

@@ -60,3 +60,18 @@ def test_with_no_fraud_the_table_is_empty_with_its_columns():
     table = tables.fraud_table(frauds(None, None).iloc[0:0])
 
     assert table.empty and list(table.columns)[:3] == ["scored at", "transaction id", "score"]
+
+
+def test_the_table_shows_the_action_and_the_matched_rules_beside_the_analysts_label():
+    alerts = pd.concat([frauds(TRANSACTION, REASONS)] * 3, ignore_index=True).assign(
+        decision=["block", "allow", None],
+        rules=[[{"id": "big-net", "version": 2}, {"id": "night", "version": 1}], [], None],
+        label=[1, None, None],
+        author=["ann", None, None],
+    )
+
+    table = tables.fraud_table(alerts)
+
+    assert table["action"].tolist() == ["block", "allow", "not decided"]  # None: scored before rules
+    assert table["rules"].tolist() == ["big-net v2, night v1", "", ""]
+    assert table["label"].tolist() == ["fraud (ann)", "not reviewed", "not reviewed"]

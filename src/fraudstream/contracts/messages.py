@@ -5,7 +5,10 @@
   ``model_version``, ``produced_at`` (ms since epoch of the input's Kafka timestamp) and ``input``: the
   input message exactly as received, so that every scored transaction is stored with its input (the
   analyst's view, rule backtests, label exports for retraining) without the detector re-encoding it;
-  with a shadow challenger, its ``shadow_score`` and ``shadow_version`` (never part of the decision).
+  with a shadow challenger, its ``shadow_score`` and ``shadow_version`` (never part of the decision),
+  and ``decision`` (``block``/``review``/``allow``, from the rules and the model's flag) with ``rules``,
+  the ``{"id", "version"}`` of the rules that matched (absent from older messages: they decode as None
+  and []).
 - ``labels``: ``{"label_id", "transaction_id", "label": 0|1, "source", "author", "at", "note"}``, a
   decision on a transaction (an analyst's review, a chargeback, ...); ``label_id`` is derived from the
   other fields but the note (``label_identity``), so the same decision sent twice is one decision.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -74,6 +77,16 @@ class ReceivedInput(msgspec.Struct, frozen=True):
     data: msgspec.Raw
 
 
+class MatchedRule(msgspec.Struct, frozen=True):
+    """A rule version that matched a transaction."""
+
+    id: str
+    version: int
+
+
+Decision = Literal["block", "review", "allow"]
+
+
 class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     transaction_id: uuid.UUID
     score: Annotated[float, Meta(ge=0.0, le=1.0)]
@@ -84,6 +97,8 @@ class ScoreMessage(msgspec.Struct, frozen=True, omit_defaults=True):
     input: ReceivedInput | None = None
     shadow_score: Annotated[float, Meta(ge=0.0, le=1.0)] | None = None
     shadow_version: str | None = None
+    decision: Decision | None = None
+    rules: list[MatchedRule] = []
 
 
 NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL: such a label would never be written

@@ -14,6 +14,9 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
   from its Kafka timestamp;
 - baseline: the seed's detector in this process (one message, one DataFrame, predict twice, flush
   each) over the first messages of the same input.
+
+With rules (``BenchPlan.rules``, from ``--rules FILE``), every stage's rules topic holds them before its
+services start, so its detectors apply them to every batch.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
 from fraudstream.pipeline.producer import TransactionProducer
+from fraudstream.pipeline.rules_feed import publish
+from fraudstream.rules.rule import Rule
 
 Say = Callable[[str], None]
 
@@ -56,6 +61,7 @@ class BenchPlan:
     baseline_rows: int = 2000
     detectors: int = 1
     timeout_s: float = 600.0
+    rules: tuple[Rule, ...] = ()  # published to each stage's rules topic
 
 
 def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
@@ -72,6 +78,7 @@ def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
     return {
         "rows": plan.rows,
         "detectors": plan.detectors,
+        "rules": sum(rule.enabled for rule in plan.rules),
         "e2e_tps": round(e2e_tps, 1),
         "detector_tps": round(detector_tps, 1),
         "sink_tps": round(sink_tps, 1),
@@ -111,6 +118,8 @@ class _Bench:
         )
         ensure_topics(stage)
         self.stages.append(stage)
+        for rule in self.plan.rules:
+            publish(stage, rule)
         return stage
 
     def produce(self, stage: Settings, frame: pd.DataFrame, rate: float | None = None) -> float:

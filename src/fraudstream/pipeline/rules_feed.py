@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 PARTITION = 0
 POLL_S = 0.2
+FAILED_NOTE = "disabled after failing at run time: "  # the note of a version ``disable_failed`` makes
 
 
 def publish(settings: Settings, version: Rule, timeout: float = 15.0) -> int:
@@ -54,6 +55,11 @@ def publish(settings: Settings, version: Rule, timeout: float = 15.0) -> int:
     return offset
 
 
+def failed(rule: Rule) -> bool:
+    """Whether ``rule`` is a version that disabled its rule after it failed at run time."""
+    return not rule.enabled and rule.note.startswith(FAILED_NOTE)
+
+
 def disable_failed(
     settings: Settings, ruleset: RuleSet, failures: Iterable[RuleFailure], author: str
 ) -> list[Rule]:
@@ -64,7 +70,7 @@ def disable_failed(
         current = ruleset.get(failure.rule.id)
         if current != failure.rule or not current.enabled:
             continue
-        note = f"disabled after failing at run time: {failure.error}"[:MAX_NOTE_LENGTH]
+        note = f"{FAILED_NOTE}{failure.error}"[:MAX_NOTE_LENGTH]
         version = with_enabled(current, False, author, note)
         publish(settings, version)
         disabled.append(version)

@@ -46,6 +46,8 @@ COLUMN_TYPES = {
     "produced_at": "timestamptz",
     "shadow_score": "float8",
     "shadow_version": "text",
+    "decision": "text",
+    "rules": "jsonb",
 }
 COLUMNS = tuple(COLUMN_TYPES)
 ARRAYS = ", ".join(f"${number}::{kind}[]" for number, kind in enumerate(COLUMN_TYPES.values(), start=1))
@@ -76,7 +78,15 @@ def to_row(message: ScoreMessage) -> tuple:
         produced_at,
         message.shadow_score,
         message.shadow_version,
+        message.decision,
+        _matched_rules(message),
     )
+
+
+def _matched_rules(message: ScoreMessage) -> str | None:
+    """The matched rules as JSON: ``[]`` when the rules were applied and none matched, NULL for a message
+    from before the detector applied rules (no decision)."""
+    return None if message.decision is None else encoder.encode(message.rules).decode()
 
 
 def rows_and_dead_letters(records: list[ConsumerRecord]) -> Batch:

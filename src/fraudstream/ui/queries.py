@@ -26,8 +26,11 @@ THROUGHPUT_BUCKET_S = 10
 THROUGHPUT_WINDOW_S = 10 * 60
 
 FRAUD_COLUMNS = [
-    "scored_at", "transaction_id", "score", "model_version", "reasons", "transaction", "label", "author",
+    "scored_at", "transaction_id", "score", "model_version", "reasons", "transaction", "decision", "rules",
+    "label", "author",
 ]  # fmt: skip
+# An alert: flagged by the model, or blocked or sent to review by a rule (index fraud_scores_alerts).
+ALERT = "(fraud_flag = 1 OR decision IN ('block', 'review'))"
 T = TypeVar("T")
 
 
@@ -39,6 +42,7 @@ class DatabaseUnavailable(RuntimeError):
 class Totals:
     scored: int
     flagged: int
+    blocked: int
 
     @property
     def flag_rate(self) -> float:
@@ -54,12 +58,13 @@ class Results:
 
 
 async def recent_frauds(connection: asyncpg.Connection, limit: int = RECENT_FRAUDS) -> pd.DataFrame:
-    """The ``limit`` most recently scored flagged transactions, newest first, with reasons, input and
-    current decision."""
+    """The ``limit`` most recent alerts (``ALERT``), newest first, with reasons, input, the decision and
+    matched rules, and the analyst's current label."""
     rows = await connection.fetch(
         "SELECT scored_at, transaction_id::text AS transaction_id, score, model_version, reasons,"
-        " transaction, l.label, l.author FROM fraud_scores LEFT JOIN current_labels l USING (transaction_id)"
-        " WHERE fraud_flag = 1 ORDER BY scored_at DESC LIMIT $1",
+        " transaction, decision, rules, l.label, l.author"
+        f" FROM fraud_scores LEFT JOIN current_labels l USING (transaction_id) WHERE {ALERT}"
+        " ORDER BY scored_at DESC LIMIT $1",
         limit,
     )
     return pd.DataFrame([dict(row) for row in rows], columns=FRAUD_COLUMNS)
@@ -73,9 +78,10 @@ async def recent_scores(connection: asyncpg.Connection, limit: int = HISTOGRAM_R
 
 async def totals(connection: asyncpg.Connection) -> Totals:
     row = await connection.fetchrow(
-        "SELECT count(*) AS scored, count(*) FILTER (WHERE fraud_flag = 1) AS flagged FROM fraud_scores"
+        "SELECT count(*) AS scored, count(*) FILTER (WHERE fraud_flag = 1) AS flagged,"
+        " count(*) FILTER (WHERE decision = 'block') AS blocked FROM fraud_scores"
     )
-    return Totals(scored=row["scored"], flagged=row["flagged"])
+    return Totals(scored=row["scored"], flagged=row["flagged"], blocked=row["blocked"])
 
 
 async def throughput(

@@ -33,17 +33,22 @@ auto_refresh = refresh.toggle(f"Auto-refresh every {REFRESH_S} s", key="auto_ref
 
 
 def totals_row(results: Results) -> None:
-    scored, flagged, rate = st.columns(3)
+    scored, flagged, rate, blocked = st.columns(4)
     scored.metric("Scored", f"{results.totals.scored:,}")
-    flagged.metric("Flagged as fraud", f"{results.totals.flagged:,}")
+    flagged.metric("Flagged as fraud", f"{results.totals.flagged:,}", help="by the model")
     rate.metric("Flag rate", f"{results.totals.flag_rate:.2%}")
+    blocked.metric("Blocked", f"{results.totals.blocked:,}", help="by a block rule")
 
 
 def frauds_section(results: Results) -> None:
-    st.subheader(f"Last {RECENT_FRAUDS} fraud transactions")
+    st.subheader(f"Last {RECENT_FRAUDS} alerts")
+    st.caption(
+        "Flagged by the model, or blocked or sent to review by a rule. *Action*: the decision of the rules"
+        " and the model; *rules*: the rule versions that matched; *label*: the analyst's."
+    )
     st.dataframe(tables.fraud_table(results.frauds), hide_index=True, column_config=FRAUD_COLUMNS)
     if results.frauds.empty:
-        st.caption("No transaction has been flagged as fraud yet.")
+        st.caption("No alert yet.")
         return
     chosen = st.selectbox("Details of", results.frauds["transaction_id"], key="fraud_detail")
     detail = results.frauds.loc[results.frauds["transaction_id"] == chosen].iloc[0]

@@ -14,6 +14,7 @@ from fraudstream.rules.syntax import RuleError
 from fraudstream.ui import charts
 from fraudstream.ui.rules_view import (
     Refused,
+    failures,
     history_table,
     publish_draft,
     publish_enabled,
@@ -79,6 +80,8 @@ else:
     st.dataframe(table, hide_index=True, column_config={"changed at": st.column_config.DatetimeColumn()})
 for rule_id, reason in ruleset.invalid.items():
     st.warning(f"{rule_id} is not applied: {reason}")
+for failure in failures(ruleset):
+    st.warning(f"{failure}. Fix it and enable it again.")
 
 
 def draft_form(key: str, draft: Draft | None) -> Draft | None:

@@ -10,7 +10,7 @@ from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
 from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
-from fraudstream.pipeline.rules_feed import RuleFeed, publish
+from fraudstream.pipeline.rules_feed import RuleFeed, failed, publish
 from fraudstream.rules.backtest import BacktestError, BacktestReport, Progress, backtest
 from fraudstream.rules.rule import Draft, Rule, RuleConflict, RuleFieldError, with_enabled
 from fraudstream.rules.ruleset import RuleSet, new_versions
@@ -25,12 +25,13 @@ Refused = (RuleError, RuleConflict, RuleFieldError, KafkaException, StoreUnavail
 
 
 def rules_table(ruleset: RuleSet) -> pd.DataFrame:
-    """The latest version of every rule, with its status (enabled, disabled, or invalid)."""
+    """The latest version of every rule, with its status (enabled, disabled, failed: disabled by the
+    detector after it failed at run time, or invalid)."""
     rows = [
         {
             "id": rule.id,
             "name": rule.name,
-            "status": "invalid" if rule.id in ruleset.invalid else "enabled" if rule.enabled else "disabled",
+            "status": _status(ruleset, rule),
             "action": rule.action,
             "version": rule.version,
             "author": rule.author,
@@ -40,6 +41,21 @@ def rules_table(ruleset: RuleSet) -> pd.DataFrame:
         for rule in ruleset.latest.values()
     ]
     return pd.DataFrame(rows, columns=RULE_COLUMNS)
+
+
+def _status(ruleset: RuleSet, rule: Rule) -> str:
+    if rule.id in ruleset.invalid:
+        return "invalid"
+    return "enabled" if rule.enabled else "failed" if failed(rule) else "disabled"
+
+
+def failures(ruleset: RuleSet) -> list[str]:
+    """One line per rule the detector disabled after it failed at run time, with the error."""
+    return [
+        f"{rule.id} was disabled by the {rule.author} (v{rule.version}): {rule.note}"
+        for rule in ruleset.latest.values()
+        if failed(rule)
+    ]
 
 
 def history_table(versions: tuple[Rule, ...]) -> pd.DataFrame:

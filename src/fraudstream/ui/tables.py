@@ -25,8 +25,10 @@ def reasons_frame(reasons: list[dict[str, Any]] | None) -> pd.DataFrame:
 
 
 def fraud_table(frauds: pd.DataFrame) -> pd.DataFrame:
-    """One line per flagged transaction: when, which, its score, a summary of its input, its top reason,
-    and its current decision with who made it (when the frame has ``label`` and ``author``)."""
+    """One line per alert: when, which, its score, a summary of its input, its top reason, its action
+    (the decision of the rules and the model) and the rules that matched (when the frame has
+    ``decision`` and ``rules``), and the analyst's current label with who gave it (when it has ``label``
+    and ``author``)."""
     inputs = pd.DataFrame([row or {} for row in frauds["transaction"]], columns=list(INPUT_SUMMARY))
     top = [_top_reason(reasons) for reasons in frauds["reasons"]]
     table = pd.DataFrame(
@@ -36,13 +38,23 @@ def fraud_table(frauds: pd.DataFrame) -> pd.DataFrame:
             "score": frauds["score"].to_numpy(),
         }
     )
+    if "decision" in frauds.columns:
+        table["action"] = frauds["decision"].fillna("not decided").to_numpy()
+        table["rules"] = [matched_rules(rules) for rules in frauds["rules"]]
     inputs = inputs.map(neutralise)
     table = pd.concat([table, inputs.rename(columns=INPUT_SUMMARY)], axis=1)
     table["top reason"] = top
     if "label" in frauds.columns:
         decisions = zip(frauds["label"], frauds["author"], strict=True)
-        table["decision"] = [decision(label, author) or "not reviewed" for label, author in decisions]
+        table["label"] = [decision(label, author) or "not reviewed" for label, author in decisions]
     return table
+
+
+def matched_rules(rules: list[dict[str, Any]] | None) -> str:
+    """ "big-net v2, night v1"; empty when no rule matched (or the rules were not applied)."""
+    if not isinstance(rules, list):  # NULL: scored before the rules were applied
+        return ""
+    return ", ".join(f"{rule['id']} v{rule['version']}" for rule in rules)
 
 
 def decision(label: object, author: object) -> str | None:

@@ -80,3 +80,23 @@ def test_score_messages_out_of_range_are_refused() -> None:
         decode_score(orjson.dumps({"score": 1.5, "fraud_flag": 1, "transaction_id": ID}))
     with pytest.raises(BadMessage, match="expected one"):
         decode_score(orjson.dumps([]))
+
+
+def test_score_messages_carry_the_decision_and_matched_rules_and_older_ones_still_decode() -> None:
+    old = decode_score(orjson.dumps({"score": 0.2, "fraud_flag": 0, "transaction_id": ID}))
+    new = decode_score(
+        orjson.dumps(
+            {
+                "score": 0.2,
+                "fraud_flag": 0,
+                "transaction_id": ID,
+                "decision": "block",
+                "rules": [{"id": "big", "version": 3}],
+            }
+        )
+    )
+
+    assert (old.decision, old.rules) == (None, [])
+    assert new.decision == "block" and [(r.id, r.version) for r in new.rules] == [("big", 3)]
+    with pytest.raises(BadMessage, match="decision"):
+        decode_score(orjson.dumps({"score": 0.2, "fraud_flag": 0, "transaction_id": ID, "decision": "deny"}))

@@ -9,6 +9,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 from fraudstream.contracts.batch_decode import decode_batch
 from fraudstream.contracts.messages import decode_score
 from fraudstream.pipeline.detector.encode import score_messages
+from fraudstream.pipeline.detector.rules import Decided
 from tests.message_corpus import good_values
 
 
@@ -25,13 +26,20 @@ def records(values: list[bytes]) -> list[Message]:
     ]
 
 
+def undecided(rows: int) -> Decided:
+    return Decided(np.array(["allow"] * rows, dtype=object), [()] * rows, -1)
+
+
 def test_each_row_gets_its_id_score_flag_reasons_version_and_input_timestamp():
     values = good_values(3)
     batch = decode_batch(values)
     reasons = {2: [{"feature": "amount", "contribution": 1.5}]}
     scores, flags = np.array([0.1, 0.6, 0.9]), np.array([0, 1, 1])
 
-    encoded = score_messages(batch, records(values), scores, flags, reasons, "m-1")
+    big = {"id": "big", "version": 2}
+    decided = Decided(np.array(["allow", "review", "block"], dtype=object), [(), (), (big,)], 4)
+
+    encoded = score_messages(batch, records(values), scores, flags, reasons, "m-1", decided)
 
     decoded = [decode_score(value) for value in encoded]
     assert [str(m.transaction_id) for m in decoded] == batch.transaction_ids
@@ -41,6 +49,8 @@ def test_each_row_gets_its_id_score_flag_reasons_version_and_input_timestamp():
     assert {m.model_version for m in decoded} == {"m-1"}
     assert [len(m.reasons) for m in decoded] == [0, 0, 1]
     assert decoded[2].reasons[0].feature == "amount"
+    assert [m.decision for m in decoded] == ["allow", "review", "block"]
+    assert [[(r.id, r.version) for r in m.rules] for m in decoded] == [[], [], [("big", 2)]]
 
 
 def test_every_row_carries_its_input_message_as_received():
@@ -48,7 +58,9 @@ def test_every_row_carries_its_input_message_as_received():
     values[1] = values[1].replace(b'{"transaction_id"', b'{ "extra": 1, "transaction_id"')
     batch = decode_batch(values)
 
-    encoded = score_messages(batch, records(values), np.array([0.1, 0.9, 0.2]), np.array([0, 1, 0]), {}, "m")
+    scores, flags = np.array([0.1, 0.9, 0.2]), np.array([0, 1, 0])
+
+    encoded = score_messages(batch, records(values), scores, flags, {}, "m", undecided(3))
 
     assert [orjson.loads(value)["input"] for value in encoded] == [orjson.loads(v) for v in values]
     assert [bytes(decode_score(value).input.data) for value in encoded] == [
@@ -58,4 +70,4 @@ def test_every_row_carries_its_input_message_as_received():
 
 def test_an_empty_batch_gives_no_messages():
     batch = decode_batch([])
-    assert score_messages(batch, [], np.array([]), np.array([], dtype=int), {}, "m") == []
+    assert score_messages(batch, [], np.array([]), np.array([], dtype=int), {}, "m", undecided(0)) == []

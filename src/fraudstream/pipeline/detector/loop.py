@@ -7,6 +7,8 @@ the open transaction; the restarted detector (or another one taking the partitio
 of its partitions from the changelog (``changelog.py``) and resumes at the committed offsets, so it
 recomputes exactly what was lost. This module is the loop and the rebalance handling: the state is
 restored when partitions are assigned, and reset when they are revoked, after the last batch's commit.
+Each session follows the ``rules`` topic (``RuleFeed``): every batch is decided with the rules in force
+when it is scored (``rules.py``), so a new rule version applies from the next batch on.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from fraudstream.pipeline import kafka
 from fraudstream.pipeline.detector.changelog import Changelog
 from fraudstream.pipeline.detector.drift import DriftGauges
 from fraudstream.pipeline.detector.encode import Shadow, score_messages
+from fraudstream.pipeline.detector.rules import RuleStage
 from fraudstream.pipeline.detector.serving import Models, ModelServing
 from fraudstream.pipeline.detector.transactions import Transactions
 from fraudstream.pipeline.retry import retry
+from fraudstream.pipeline.rules_feed import RuleFeed
 from fraudstream.telemetry import Readiness, ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -73,6 +77,7 @@ class Detector:
         self._threshold = Threshold(0.5, "default")
         self._stop = threading.Event()
         self._transactions: Transactions[Prepared] | None = None
+        self._rules: RuleStage | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,8 +93,9 @@ class Detector:
         self.serving.stop()
 
     def _health(self) -> dict[str, object]:
-        """What /healthz adds to readiness: the models serving, the registry, the drift."""
-        return {**self.serving.status(), "drift": self.drift.summary()}
+        """What /healthz adds to readiness: the models serving, the registry, the drift, the rules."""
+        rules = None if self._rules is None else self._rules.status()
+        return {**self.serving.status(), "drift": self.drift.summary(), "rules": rules}
 
     def _disconnected(self, error: BaseException) -> None:
         self.metrics.errors.inc()
@@ -97,7 +103,16 @@ class Detector:
         self.readiness.detail = f"retrying after: {error}"
 
     def _run_session(self) -> None:
-        """One consumer/producer pair; any failure ends it and the state is rebuilt from the changelog."""
+        """The rules read to the topic's end and followed, then one consumer/producer pair; any failure
+        ends the session, and the next one rebuilds the state from the changelog."""
+        feed = RuleFeed(self.settings).start()
+        try:
+            self._rules = RuleStage(self.settings, feed)
+            self._process()
+        finally:
+            feed.stop()
+
+    def _process(self) -> None:
         producer = Producer(self._producer_config())
         transactions = Transactions(producer, self._produce, self._committed)
         consumer = Consumer(self._consumer_config())
@@ -186,12 +201,15 @@ class Detector:
         scores = models.champion.predict(features)
         flags = (scores > self._threshold.value).astype(int)
         reasons = self._reasons(models.champion, features, scores)
+        decided = self._rules.decide(features, batch.frame, scores, flags)
         shadow = None
         if models.challenger is not None:  # the same feature columns: computed once for both
             shadow = Shadow(models.challenger.predict(features), models.challenger.version)
         if models.drift is not None:
             self.drift.observe(models.drift, features, scores)
-        values = score_messages(batch, messages, scores, flags, reasons, models.champion.version, shadow)
+        values = score_messages(
+            batch, messages, scores, flags, reasons, models.champion.version, decided, shadow
+        )
         partitions = dict(zip(customers, (m.partition() for m in messages), strict=True))
         return Scored([message.key() for message in messages], values, partitions)
 
