@@ -35,7 +35,8 @@ from fraudstream.infra.mlflow import MlflowServer
 from fraudstream.infra.process import free_port
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ml.registry import Registry
-from fraudstream.ops.status import collect, service_health
+from fraudstream.ops.status import collect
+from fraudstream.pipeline.kafka import service_health
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline.producer import TransactionProducer
 from tests.helpers import running_pipeline, wait_for
