@@ -7,7 +7,7 @@ import streamlit as st
 
 from fraudstream.config import Settings
 from fraudstream.pipeline.backtest_store import StoreUnavailable, load_time_range
-from fraudstream.pipeline.rules_feed import RuleFeed
+from fraudstream.pipeline.rules_feed import read_rules
 from fraudstream.rules.backtest import BacktestReport
 from fraudstream.rules.rule import ACTIONS, Draft
 from fraudstream.rules.syntax import RuleError
@@ -33,13 +33,6 @@ if "analyst" in st.session_state:  # the name outlives the pages that have this 
 analyst = st.sidebar.text_input("Analyst", key="analyst", help="your name, recorded with each change").strip()
 
 
-@st.cache_resource(show_spinner="reading the rules topic")
-def rule_feed(bootstrap_servers: str, topic: str) -> RuleFeed:
-    """One follower of the rules topic per server process and place it reads from."""
-    where = {"kafka_bootstrap_servers": bootstrap_servers, "topic_rules": topic}
-    return RuleFeed(settings.model_copy(update=where)).start(timeout=10)
-
-
 @st.cache_data(ttl=60, show_spinner=False)
 def stored_range(dsn: str) -> tuple[datetime, datetime] | None:
     return load_time_range(dsn)
@@ -59,19 +52,17 @@ def notice(message: str) -> None:
     st.rerun()
 
 
-try:
-    feed = rule_feed(settings.kafka_bootstrap_servers, settings.topic_rules)
+try:  # read once per run, on a consumer closed at once: a change published by the last run is in it
+    with st.spinner("reading the rules topic"):
+        ruleset = read_rules(settings, timeout=10)
 except Refused as error:
     st.error(f"Kafka at {settings.kafka_bootstrap_servers} is unavailable: {error}. Reload once it is back.")
     st.stop()
 
 if "rules_notice" in st.session_state:
     st.success(st.session_state.pop("rules_notice"))
-if feed.error:
-    st.warning(f"The rules topic cannot be read right now ({feed.error}); the list may be out of date.")
 if not analyst:
     st.info("Enter your name as **Analyst** in the sidebar to create or change rules.")
-ruleset = feed.rules
 table = rules_table(ruleset)
 if table.empty:
     st.info("No rule yet: create one below.")
@@ -117,7 +108,7 @@ with create:
     new = draft_form("new_rule", None)
     if new is not None:
         try:
-            created = publish_draft(settings, feed, new, analyst)
+            created = publish_draft(settings, ruleset, new, analyst)
         except Refused as error:
             refused(error)
         else:
@@ -138,7 +129,7 @@ with change:
             wanted = False
         if wanted is not None:
             try:
-                changed = publish_enabled(settings, feed, chosen, wanted, analyst)
+                changed = publish_enabled(settings, ruleset, chosen, wanted, analyst)
             except Refused as error:
                 refused(error)
             else:
@@ -149,7 +140,7 @@ with change:
         )
         if edited is not None:
             try:
-                saved = publish_draft(settings, feed, edited, analyst)
+                saved = publish_draft(settings, ruleset, edited, analyst)
             except Refused as error:
                 refused(error)
             else:
