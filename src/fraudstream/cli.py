@@ -413,14 +413,13 @@ def labels_export(
     ),
 ) -> None:
     """Write the labelled transactions with their input, in the training format, for retraining."""
-    import asyncpg
-
     from fraudstream.pipeline.label_export import export_labels
+    from fraudstream.pipeline.postgres import DatabaseUnavailable
 
     moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
     try:
         report = export_labels(Settings(), moment, out)
-    except (OSError, asyncpg.PostgresError) as error:
+    except (OSError, DatabaseUnavailable) as error:
         raise _fail(f"export failed: {error}") from error
     console.print(f"wrote {report.written} labelled transaction(s) ({report.frauds} fraud) to {out}")
     if report.skipped:
@@ -609,7 +608,8 @@ def rules_backtest(
 ) -> None:
     """What a rule would have matched over the stored transactions of a period, per day, beyond the
     model's flags, and its precision on labelled transactions where labels exist."""
-    from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
+    from fraudstream.pipeline.backtest_store import load_backtest_period
+    from fraudstream.pipeline.postgres import DatabaseUnavailable
     from fraudstream.rules.backtest import BacktestError, backtest
 
     settings = Settings()
@@ -629,7 +629,7 @@ def rules_backtest(
                 period.notes,
                 progress=lambda done, total: progress.update(task, completed=done),
             )
-    except (StoreUnavailable, BacktestError) as error:
+    except (DatabaseUnavailable, BacktestError) as error:
         raise _fail(escape(str(error))) from error
     _print_backtest(report)
 

@@ -6,7 +6,8 @@ from datetime import date, datetime, time, timedelta
 import streamlit as st
 
 from fraudstream.config import Settings
-from fraudstream.pipeline.backtest_store import StoreUnavailable, load_time_range
+from fraudstream.pipeline.backtest_store import load_time_range
+from fraudstream.pipeline.postgres import DatabaseUnavailable
 from fraudstream.pipeline.rules_feed import read_rules
 from fraudstream.rules.backtest import BacktestReport
 from fraudstream.rules.rule import ACTIONS, Draft
@@ -153,7 +154,7 @@ def default_period() -> tuple[date, date]:
     """The last 7 days of the stored transactions (their own time), or of today without any."""
     try:
         span = stored_range(settings.pg_reader_dsn)
-    except StoreUnavailable:
+    except DatabaseUnavailable:
         span = None
     last = span[1].date() if span else date.today()
     return last - timedelta(days=6), last

@@ -10,7 +10,8 @@ import pandas as pd
 from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
-from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
+from fraudstream.pipeline.backtest_store import load_backtest_period
+from fraudstream.pipeline.postgres import DatabaseUnavailable
 from fraudstream.pipeline.rules_feed import publish
 from fraudstream.rules.backtest import BacktestError, BacktestReport, Progress, backtest
 from fraudstream.rules.rule import Draft, Rule, RuleConflict, RuleFieldError, with_enabled
@@ -21,7 +22,7 @@ RULE_COLUMNS = ["id", "name", "status", "action", "version", "author", "changed 
 HISTORY_COLUMNS = ["version", "changed at", "author", "enabled", "action", "name", "expression", "note"]
 
 # What the page shows as one line of error rather than a traceback.
-Refused = (RuleError, RuleConflict, RuleFieldError, KafkaException, StoreUnavailable, BacktestError)
+Refused = (RuleError, RuleConflict, RuleFieldError, KafkaException, DatabaseUnavailable, BacktestError)
 
 
 def rules_table(ruleset: RuleSet) -> pd.DataFrame:
