@@ -47,11 +47,8 @@ _SEGMENT = 2**36  # larger than any shifted time: slot * _SEGMENT + time orders 
 
 _NO_EVENTS = np.zeros((0, N_EVENT_FIELDS), dtype=np.int64)
 
-BEHAVIOUR_FEATURES = (
-    *(f"n_{name}" for name in WINDOWS),
-    *(f"amount_{name}" for name in WINDOWS),
-    "night_24h",
-    "amount_to_mean_7d",
+# Features over a customer's whole history (not a window): a replay that starts late sees only part of it.
+LIFETIME_FEATURES = (
     "amount_to_mean",
     "amount_to_cat_mean",
     "minutes_since_prev",
@@ -60,6 +57,13 @@ BEHAVIOUR_FEATURES = (
     "cat_is_new",
     "n_categories",
     "cat_share",
+)
+BEHAVIOUR_FEATURES = (
+    *(f"n_{name}" for name in WINDOWS),
+    *(f"amount_{name}" for name in WINDOWS),
+    "night_24h",
+    "amount_to_mean_7d",
+    *LIFETIME_FEATURES,
     "is_night",
     "hour_num",
     "home_distance",
