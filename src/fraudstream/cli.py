@@ -446,6 +446,8 @@ rules_app = typer.Typer(
 app.add_typer(rules_app, name="rules")
 
 Author = Annotated[str, typer.Option(help="who makes this version [default: the login name]")]
+RuleId = Annotated[str, typer.Argument(help="the rule's id")]
+Note = Annotated[str, typer.Option(help="why")]
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M"]
 
 
@@ -513,7 +515,7 @@ def rules_list() -> None:
 
 
 @rules_app.command("history")
-def rules_history(rule_id: Annotated[str, typer.Argument(help="the rule's id")]) -> None:
+def rules_history(rule_id: RuleId) -> None:
     """Every version of a rule, oldest first."""
     versions = _current_rules(Settings()).history.get(rule_id)
     if not versions:
@@ -579,21 +581,13 @@ def _set_enabled(rule_id: str, enabled: bool, author: str, note: str) -> None:
 
 
 @rules_app.command("enable")
-def rules_enable(
-    rule_id: Annotated[str, typer.Argument(help="the rule's id")],
-    author: Author = "",
-    note: Annotated[str, typer.Option(help="why")] = "",
-) -> None:
+def rules_enable(rule_id: RuleId, author: Author = "", note: Note = "") -> None:
     """Enable a rule (a new version): the detectors apply it from their next batch."""
     _set_enabled(rule_id, True, author, note)
 
 
 @rules_app.command("disable")
-def rules_disable(
-    rule_id: Annotated[str, typer.Argument(help="the rule's id")],
-    author: Author = "",
-    note: Annotated[str, typer.Option(help="why")] = "",
-) -> None:
+def rules_disable(rule_id: RuleId, author: Author = "", note: Note = "") -> None:
     """Disable a rule (a new version; its history stays)."""
     _set_enabled(rule_id, False, author, note)
 
