@@ -551,14 +551,13 @@ def labels_export(
     ),
 ) -> None:
     """Write the labelled transactions with their input, in the training format, for retraining."""
-    import asyncpg
-
     from fraudstream.pipeline.label_export import export_labels
+    from fraudstream.pipeline.postgres import DatabaseUnavailable
 
     moment = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
     try:
         report = export_labels(Settings(), moment, out)
-    except (OSError, asyncpg.PostgresError) as error:
+    except (OSError, DatabaseUnavailable) as error:
         raise _fail(f"export failed: {error}") from error
     console.print(f"wrote {report.written} labelled transaction(s) ({report.frauds} fraud) to {out}")
     if report.skipped:
@@ -586,6 +585,8 @@ rules_app = typer.Typer(
 app.add_typer(rules_app, name="rules")
 
 Author = Annotated[str, typer.Option(help="who makes this version [default: the login name]")]
+RuleId = Annotated[str, typer.Argument(help="the rule's id")]
+Note = Annotated[str, typer.Option(help="why")]
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M"]
 
 
@@ -653,7 +654,7 @@ def rules_list() -> None:
 
 
 @rules_app.command("history")
-def rules_history(rule_id: Annotated[str, typer.Argument(help="the rule's id")]) -> None:
+def rules_history(rule_id: RuleId) -> None:
     """Every version of a rule, oldest first."""
     versions = _current_rules(Settings()).history.get(rule_id)
     if not versions:
@@ -719,21 +720,13 @@ def _set_enabled(rule_id: str, enabled: bool, author: str, note: str) -> None:
 
 
 @rules_app.command("enable")
-def rules_enable(
-    rule_id: Annotated[str, typer.Argument(help="the rule's id")],
-    author: Author = "",
-    note: Annotated[str, typer.Option(help="why")] = "",
-) -> None:
+def rules_enable(rule_id: RuleId, author: Author = "", note: Note = "") -> None:
     """Enable a rule (a new version): the detectors apply it from their next batch."""
     _set_enabled(rule_id, True, author, note)
 
 
 @rules_app.command("disable")
-def rules_disable(
-    rule_id: Annotated[str, typer.Argument(help="the rule's id")],
-    author: Author = "",
-    note: Annotated[str, typer.Option(help="why")] = "",
-) -> None:
+def rules_disable(rule_id: RuleId, author: Author = "", note: Note = "") -> None:
     """Disable a rule (a new version; its history stays)."""
     _set_enabled(rule_id, False, author, note)
 
@@ -748,7 +741,8 @@ def rules_backtest(
 ) -> None:
     """What a rule would have matched over the stored transactions of a period, per day, beyond the
     model's flags, and its precision on labelled transactions where labels exist."""
-    from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
+    from fraudstream.pipeline.backtest_store import load_backtest_period
+    from fraudstream.pipeline.postgres import DatabaseUnavailable
     from fraudstream.rules.backtest import BacktestError, backtest
 
     settings = Settings()
@@ -768,7 +762,7 @@ def rules_backtest(
                 period.notes,
                 progress=lambda done, total: progress.update(task, completed=done),
             )
-    except (StoreUnavailable, BacktestError) as error:
+    except (DatabaseUnavailable, BacktestError) as error:
         raise _fail(escape(str(error))) from error
     _print_backtest(report)
 

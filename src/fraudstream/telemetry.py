@@ -53,9 +53,28 @@ class ProgressWindow:
         return totals
 
 
+# The metric families, registered once per process; each ServiceMetrics binds its service's label, so
+# several services in one process (the sink and the labels consumer) each have their own series.
+_SERVICE = ["service"]
+_MESSAGES_IN = Counter("fraudstream_messages_in", "messages consumed", _SERVICE)
+_MESSAGES_OUT = Counter("fraudstream_messages_out", "results written", _SERVICE)
+_DEAD_LETTERS = Counter("fraudstream_dead_letters", "messages sent to a DLQ", _SERVICE)
+_ERRORS = Counter("fraudstream_errors", "failed batches (retried)", _SERVICE)
+_BATCH_SIZE = Histogram("fraudstream_batch_size", "messages per batch", _SERVICE, buckets=BATCH_BUCKETS)
+_BATCH_SECONDS = Histogram(
+    "fraudstream_batch_seconds", "processing time of a batch", _SERVICE, buckets=LATENCY_BUCKETS
+)
+CONSUMER_LAG = Gauge("fraudstream_consumer_lag", "messages behind the end", ["service", "partition"])
+MODEL_INFO = Gauge("fraudstream_model_info", "the model being served", ["service", "version"])
+
+
 @dataclass
 class ServiceMetrics:
-    """The metrics every stream service exports, labelled by service name."""
+    """The metrics every stream service exports, labelled by service name.
+
+    ``consumer_lag`` and ``model_info`` are the families (labelled by the caller with the service and the
+    partition or version); the others are this service's series.
+    """
 
     service: str
     messages_in: Counter = field(init=False)
@@ -64,33 +83,18 @@ class ServiceMetrics:
     errors: Counter = field(init=False)
     batch_size: Histogram = field(init=False)
     batch_seconds: Histogram = field(init=False)
-    consumer_lag: Gauge = field(init=False)
-    model_info: Gauge = field(init=False)
+    consumer_lag: Gauge = field(init=False, default=CONSUMER_LAG)
+    model_info: Gauge = field(init=False, default=MODEL_INFO)
     progress: ProgressWindow = field(init=False)
 
     def __post_init__(self) -> None:
         self.progress = ProgressWindow()
-        labels = ["service"]
-        self.messages_in = Counter("fraudstream_messages_in", "messages consumed", labels).labels(
-            self.service
-        )
-        self.messages_out = Counter("fraudstream_messages_out", "results written", labels).labels(
-            self.service
-        )
-        self.dead_letters = Counter("fraudstream_dead_letters", "messages sent to a DLQ", labels).labels(
-            self.service
-        )
-        self.errors = Counter("fraudstream_errors", "failed batches (retried)", labels).labels(self.service)
-        self.batch_size = Histogram(
-            "fraudstream_batch_size", "messages per batch", labels, buckets=BATCH_BUCKETS
-        ).labels(self.service)
-        self.batch_seconds = Histogram(
-            "fraudstream_batch_seconds", "processing time of a batch", labels, buckets=LATENCY_BUCKETS
-        ).labels(self.service)
-        self.consumer_lag = Gauge(
-            "fraudstream_consumer_lag", "messages behind the end", ["service", "partition"]
-        )
-        self.model_info = Gauge("fraudstream_model_info", "the model being served", ["service", "version"])
+        self.messages_in = _MESSAGES_IN.labels(self.service)
+        self.messages_out = _MESSAGES_OUT.labels(self.service)
+        self.dead_letters = _DEAD_LETTERS.labels(self.service)
+        self.errors = _ERRORS.labels(self.service)
+        self.batch_size = _BATCH_SIZE.labels(self.service)
+        self.batch_seconds = _BATCH_SECONDS.labels(self.service)
 
     def record_batch(self, consumed: int, written: int, dead: int, seconds: float) -> None:
         """Count a finished batch; every ``progress.interval_s`` also log one progress line."""
@@ -101,7 +105,7 @@ class ServiceMetrics:
         self.batch_seconds.observe(seconds)
         self.progress.add(consumed, written, dead)
         if self.progress.due():
-            logger.info("progress", extra={"fields": self.progress.drain()})
+            logger.info("progress", extra={"fields": {"service": self.service, **self.progress.drain()}})
 
 
 @dataclass

@@ -13,7 +13,8 @@ import pytest
 
 from fraudstream.config import Settings
 from fraudstream.infra.process import free_port
-from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
+from fraudstream.pipeline.backtest_store import load_backtest_period
+from fraudstream.pipeline.postgres import DatabaseUnavailable
 from tests.unit.transactions import transactions
 
 pytestmark = pytest.mark.integration
@@ -95,6 +96,6 @@ def test_an_unreachable_database_is_one_clear_error():
     nothing_settings = Settings(pg_port=free_port())
 
     with pytest.raises(
-        StoreUnavailable, match=f"PostgreSQL at localhost:{nothing_settings.pg_port}/fraud is unavailable"
+        DatabaseUnavailable, match=f"PostgreSQL at localhost:{nothing_settings.pg_port}/fraud is unavailable"
     ):
         load_backtest_period(nothing_settings.pg_dsn, SINCE, UNTIL)

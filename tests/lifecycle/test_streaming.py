@@ -36,8 +36,8 @@ from fraudstream.infra.process import free_port
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ml.registry import Registry
 from fraudstream.ops.status import collect
-from fraudstream.pipeline.kafka import service_health
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline.kafka import service_health
 from fraudstream.pipeline.producer import TransactionProducer
 from tests.helpers import running_pipeline, wait_for
 from tests.lifecycle.labels import insert_labels

@@ -78,6 +78,21 @@ BEHAVIOUR_FEATURES = (
     "gender_code",
 )
 FEATURES = SEED_FEATURES + BEHAVIOUR_FEATURES
+# Features over a customer's whole history (not a window): a replay that starts late sees only part of it.
+LIFETIME_FEATURES = frozenset(
+    {
+        "amount_cat_z",
+        "amount_to_cat_mean",
+        "amount_to_mean",
+        "cat_is_new",
+        "cat_share",
+        "history_minutes",
+        "hour_share",
+        "minutes_since_prev",
+        "n_categories",
+        "n_total",
+    }
+)
 
 
 class FeatureEngine:

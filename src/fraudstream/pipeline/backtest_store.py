@@ -7,25 +7,16 @@ The period is in transaction time, the input's ``transaction_time`` inside the s
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
 
 import asyncpg
-import orjson
 import pandas as pd
 
+from fraudstream.pipeline import postgres
 from fraudstream.rules.backtest import STORED_COLUMNS, warm_up_start
 
-CONNECT_TIMEOUT_S = 5.0
-T = TypeVar("T")
 _TIME = "%Y-%m-%d %H:%M"
-
-
-class StoreUnavailable(RuntimeError):
-    """PostgreSQL could not be reached or queried; the message says where and why."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +73,8 @@ async def stored_time_range(connection: asyncpg.Connection) -> tuple[datetime, d
 
 
 async def load_period(connection: asyncpg.Connection, since: datetime, until: datetime) -> StoredPeriod:
-    await connection.set_type_codec("jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog")
+    """The stored transactions of [since, until) and the warm-up before, their labels, and notes; over
+    a ``postgres.connect`` connection (``jsonb`` decoded)."""
     stored = await stored_transactions(connection, warm_up_start(since), until)
     notes = []
     missing = await without_input(connection)
@@ -93,25 +85,10 @@ async def load_period(connection: asyncpg.Connection, since: datetime, until: da
 
 
 def load_backtest_period(dsn: str, since: datetime, until: datetime) -> StoredPeriod:
-    """``load_period`` over a connection of its own; raises ``StoreUnavailable`` if PostgreSQL fails."""
-    return _run(dsn, lambda connection: load_period(connection, since, until))
+    """``load_period`` over a connection of its own; raises ``DatabaseUnavailable`` if PostgreSQL fails."""
+    return postgres.run(dsn, lambda connection: load_period(connection, since, until))
 
 
 def load_time_range(dsn: str) -> tuple[datetime, datetime] | None:
-    """``stored_time_range`` over a connection of its own; raises ``StoreUnavailable``."""
-    return _run(dsn, stored_time_range)
-
-
-def _run(dsn: str, query: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    async def run() -> T:
-        connection = await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT_S)
-        try:
-            return await query(connection)
-        finally:
-            await connection.close()
-
-    try:
-        return asyncio.run(run())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-        where = dsn.rpartition("@")[2]
-        raise StoreUnavailable(f"PostgreSQL at {where} is unavailable: {error or repr(error)}") from error
+    """``stored_time_range`` over a connection of its own; raises ``DatabaseUnavailable``."""
+    return postgres.run(dsn, stored_time_range)

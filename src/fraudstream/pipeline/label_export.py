@@ -7,17 +7,15 @@ reported as skipped, never silently dropped.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import asyncpg
-import orjson
 import pandas as pd
 
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import INPUT_COLUMNS, TARGET_COLUMN, from_columns
+from fraudstream.pipeline import postgres
 
 LABELLED = """
 SELECT l.transaction_id::text AS transaction_id, l.label, s.transaction
@@ -44,18 +42,11 @@ def training_frame(rows: list[dict]) -> tuple[pd.DataFrame, list[str]]:
     return frame, skipped
 
 
-async def _fetch(settings: Settings, since: datetime) -> list[dict]:
-    connection = await asyncpg.connect(settings.pg_dsn, timeout=10)
-    try:
-        await connection.set_type_codec("jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog")
-        return [dict(row) for row in await connection.fetch(LABELLED, since)]
-    finally:
-        await connection.close()
-
-
 def export_labels(settings: Settings, since: datetime, out: Path) -> ExportReport:
-    """Write the transactions labelled since ``since`` to ``out`` (CSV); raises OSError/asyncpg errors."""
-    frame, skipped = training_frame(asyncio.run(_fetch(settings, since)))
+    """Write the transactions labelled since ``since`` to ``out`` (CSV); raises OSError or
+    ``DatabaseUnavailable``."""
+    rows = postgres.run(settings.pg_dsn, lambda connection: connection.fetch(LABELLED, since), timeout=10)
+    frame, skipped = training_frame([dict(row) for row in rows])
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     return ExportReport(written=len(frame), frauds=int(frame[TARGET_COLUMN].sum()), skipped=skipped)

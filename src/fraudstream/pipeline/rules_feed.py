@@ -101,6 +101,13 @@ class RuleFeed:
     def start(self, timeout: float = 30.0) -> RuleFeed:
         """Read the topic up to its current end, then follow it. Raises ``KafkaException`` if the end
         is not reached in ``timeout`` seconds (the broker or the topic is missing)."""
+        self._read_to_end(timeout)
+        self._thread = threading.Thread(target=self._follow, name="rule-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def _read_to_end(self, timeout: float) -> Consumer:
+        """The snapshot read up to the topic's current end; returns the consumer, positioned there."""
         # a group id is required by the client; it is never joined (the partition is assigned)
         group = f"{self.settings.topic_rules}-reader"
         self._consumer = Consumer(
@@ -124,9 +131,7 @@ class RuleFeed:
         logger.info(
             "rules loaded", extra=fields(rules=len(self._rules.history), active=len(self._rules.active))
         )
-        self._thread = threading.Thread(target=self._follow, name="rule-feed", daemon=True)
-        self._thread.start()
-        return self
+        return self._consumer
 
     def _end_offset(self, deadline: float) -> int:
         """The topic's end offset now; a topic just created may take a moment to be known."""
@@ -199,9 +204,8 @@ class RuleFeed:
 
 
 def read_rules(settings: Settings, timeout: float = 30.0) -> RuleSet:
-    """The rules topic's state now, read once to its end (for a command; a service keeps a ``RuleFeed``)."""
+    """The rules topic's state now, read once to its end on a consumer closed before returning (for a
+    command or a page run; a service keeps a ``RuleFeed``). Raises ``KafkaException`` as ``start``."""
     feed = RuleFeed(settings)
-    try:
-        return feed.start(timeout).rules
-    finally:
-        feed.stop()
+    feed._read_to_end(timeout).close()
+    return feed.rules

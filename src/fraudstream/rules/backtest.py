@@ -18,7 +18,7 @@ import pandas as pd
 
 from fraudstream.contracts import schema
 from fraudstream.contracts.messages import TransactionData
-from fraudstream.ml.features import FeatureEngine
+from fraudstream.ml.features import LIFETIME_FEATURES, FeatureEngine
 from fraudstream.rules.compiler import compile_rule, evaluate
 from fraudstream.rules.rule import Rule
 from fraudstream.rules.ruleset import rule_columns
@@ -26,19 +26,6 @@ from fraudstream.rules.types import Expression, check
 
 WARM_UP = timedelta(days=7)
 CHUNK_ROWS = 20_000
-# Features over a customer's whole history: a replay from WARM_UP before the period sees only part of it.
-LIFETIME_FEATURES = frozenset(
-    {
-        "amount_to_mean",
-        "amount_to_cat_mean",
-        "minutes_since_prev",
-        "n_total",
-        "history_minutes",
-        "cat_is_new",
-        "n_categories",
-        "cat_share",
-    }
-)
 STORED_COLUMNS = ("transaction_id", "transaction", "score", "fraud_flag")
 
 Progress = Callable[[int, int], None]
@@ -121,7 +108,7 @@ def backtest(
         .reset_index()
     )
     per_day["also_flagged"] = per_day["matches"] - per_day["beyond_model"]
-    lifetime = sorted(expression.names & LIFETIME_FEATURES)
+    lifetime = sorted(expression.names & set(LIFETIME_FEATURES))
     if lifetime:
         notes = (
             *notes,

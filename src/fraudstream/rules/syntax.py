@@ -22,6 +22,8 @@ parentheses and prefix operators, counting as it goes, so no input reaches Pytho
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 MAX_RULE_LENGTH = 2000
@@ -209,13 +211,13 @@ def _check_depth(tree: Node, text: str) -> None:
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise RuleError(
-                f"the rule nests deeper than {MAX_DEPTH} levels; split it or simplify it",
-                text,
-                node.start,
-                node.end,
-            )
+            raise _too_deep(text, node.start, node.end)
         stack.extend((child, depth + 1) for child in children(node))
+
+
+def _too_deep(text: str, start: int, end: int) -> RuleError:
+    message = f"the rule nests deeper than {MAX_DEPTH} levels; split it or simplify it"
+    return RuleError(message, text, start, end)
 
 
 def describe(token: Token) -> str:
@@ -247,15 +249,14 @@ class _Parser:
         token = token or self.token
         return RuleError(message, self.text, token.start, token.end)
 
-    def nest(self, token: Token) -> None:
+    @contextmanager
+    def nested(self, token: Token) -> Iterator[None]:
+        """One level deeper while parsing what ``token`` opens; refused beyond MAX_DEPTH."""
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise RuleError(
-                f"the rule nests deeper than {MAX_DEPTH} levels; split it or simplify it",
-                self.text,
-                token.start,
-                token.end,
-            )
+            raise _too_deep(self.text, token.start, token.end)
+        yield
+        self.depth -= 1
 
     def parse(self) -> Node:
         tree = self.expression()
@@ -266,27 +267,28 @@ class _Parser:
         return tree
 
     def expression(self) -> Node:
-        items = [self.conjunction()]
-        while self.at("keyword", "or"):
-            self.advance()
-            items.append(self.conjunction())
-        return items[0] if len(items) == 1 else Or(tuple(items), start=items[0].start, end=items[-1].end)
+        return self.joined("or", self.conjunction, Or)
 
     def conjunction(self) -> Node:
-        items = [self.negation()]
-        while self.at("keyword", "and"):
+        return self.joined("and", self.negation, And)
+
+    def joined(self, keyword: str, operand: Callable[[], Node], node: type[And | Or]) -> Node:
+        """``operand (keyword operand)*`` as one n-ary ``node``, or the operand alone."""
+        items = [operand()]
+        while self.at("keyword", keyword):
             self.advance()
-            items.append(self.negation())
-        return items[0] if len(items) == 1 else And(tuple(items), start=items[0].start, end=items[-1].end)
+            items.append(operand())
+        return items[0] if len(items) == 1 else node(tuple(items), start=items[0].start, end=items[-1].end)
 
     def negation(self) -> Node:
-        if not self.at("keyword", "not"):
-            return self.comparison()
+        return self.prefixed(self.negation, Not) if self.at("keyword", "not") else self.comparison()
+
+    def prefixed(self, operand: Callable[[], Node], node: type[Not | Negative]) -> Node:
+        """The prefix token at hand and its ``operand`` as one ``node``."""
         token = self.advance()
-        self.nest(token)
-        operand = self.negation()
-        self.depth -= 1
-        return Not(operand, start=token.start, end=operand.end)
+        with self.nested(token):
+            inner = operand()
+        return node(inner, start=token.start, end=inner.end)
 
     def comparison(self) -> Node:
         left = self.sum()
@@ -338,29 +340,22 @@ class _Parser:
         return node
 
     def sum(self) -> Node:
-        left = self.product()
-        while self.at("op", "+", "-"):
-            op = self.advance().value
-            right = self.product()
-            left = Arithmetic(op, left, right, start=left.start, end=right.end)
-        return left
+        return self.arithmetic(("+", "-"), self.product)
 
     def product(self) -> Node:
-        left = self.unary()
-        while self.at("op", "*", "/"):
+        return self.arithmetic(("*", "/"), self.unary)
+
+    def arithmetic(self, ops: tuple[str, str], operand: Callable[[], Node]) -> Node:
+        """``operand (op operand)*``, left-associative."""
+        left = operand()
+        while self.at("op", *ops):
             op = self.advance().value
-            right = self.unary()
+            right = operand()
             left = Arithmetic(op, left, right, start=left.start, end=right.end)
         return left
 
     def unary(self) -> Node:
-        if not self.at("op", "-"):
-            return self.primary()
-        token = self.advance()
-        self.nest(token)
-        operand = self.unary()
-        self.depth -= 1
-        return Negative(operand, start=token.start, end=operand.end)
+        return self.prefixed(self.unary, Negative) if self.at("op", "-") else self.primary()
 
     def primary(self) -> Node:
         token = self.advance()
@@ -374,9 +369,8 @@ class _Parser:
         if token.kind == "keyword" and token.value in ("true", "false"):
             return Boolean(token.value == "true", **span)
         if token.kind == "op" and token.value == "(":
-            self.nest(token)
-            inner = self.expression()
-            self.depth -= 1
+            with self.nested(token):
+                inner = self.expression()
             close = self.expect("op", ")", "')' closing the '(' at column " + str(token.start + 1))
             return _respan(inner, token.start, close.end)
         raise self.error(f"expected a value, found {describe(token)}", token)

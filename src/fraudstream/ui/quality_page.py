@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 import streamlit as st
 
 from fraudstream.config import Settings
+from fraudstream.pipeline.postgres import DatabaseUnavailable
 from fraudstream.pipeline.quality import Quality, load_quality
 from fraudstream.ui import charts
-from fraudstream.ui.queries import DatabaseUnavailable, read
+from fraudstream.ui.queries import read
 
 DEFAULT_DAYS = 14
 DAILY_COLUMNS = {

@@ -1,21 +1,21 @@
 """What the results view reads from PostgreSQL ``fraud_scores``: small parameterised queries.
 
 Each query is a coroutine taking a connection, so one connection serves a whole refresh of the view;
-``load_results`` opens it and turns any failure to reach the database into ``DatabaseUnavailable``.
+``read`` opens it (``pipeline.postgres``) and turns any failure to reach the database into
+``DatabaseUnavailable``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
 import asyncpg
-import orjson
 import pandas as pd
 
 from fraudstream.config import Settings
+from fraudstream.pipeline import postgres
 from fraudstream.ui.session import reveals_personal_data
 from fraudstream.ui.tables import mask_personal
 
@@ -32,10 +32,6 @@ FRAUD_COLUMNS = [
 # An alert: flagged by the model, or blocked or sent to review by a rule (index fraud_scores_alerts).
 ALERT = "(fraud_flag = 1 OR decision IN ('block', 'review'))"
 T = TypeVar("T")
-
-
-class DatabaseUnavailable(RuntimeError):
-    """PostgreSQL could not be reached or queried; the message says where and why."""
 
 
 @dataclass(frozen=True)
@@ -109,13 +105,6 @@ async def throughput(
     return pd.DataFrame([dict(row) for row in rows], columns=["bucket", "rows"])
 
 
-async def connect(settings: Settings) -> asyncpg.Connection:
-    """A connection as the read-only role, jsonb decoded to Python values."""
-    connection = await asyncpg.connect(settings.pg_reader_dsn, timeout=CONNECT_TIMEOUT_S)
-    await connection.set_type_codec("jsonb", encoder=str, decoder=orjson.loads, schema="pg_catalog")
-    return connection
-
-
 async def _load(connection: asyncpg.Connection) -> Results:
     return Results(
         totals=await totals(connection),
@@ -137,21 +126,8 @@ def load_results(settings: Settings, reveal_personal: bool | None = None) -> Res
 
 
 def read(settings: Settings, queries: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Run ``queries`` over one read-only connection.
+    """Run ``queries`` over one connection as the read-only role (``jsonb`` decoded).
 
     Raises DatabaseUnavailable when PostgreSQL is down, refuses the login, or lacks a table.
     """
-
-    async def run() -> T:
-        connection = await connect(settings)
-        try:
-            return await queries(connection)
-        finally:
-            await connection.close()
-
-    try:
-        return asyncio.run(run())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:  # TimeoutError is an OSError
-        where = f"{settings.pg_host}:{settings.pg_port}/{settings.pg_database}"
-        reason = str(error) or repr(error)
-        raise DatabaseUnavailable(f"PostgreSQL at {where} is unavailable: {reason}") from error
+    return postgres.run(settings.pg_reader_dsn, queries, CONNECT_TIMEOUT_S)

@@ -5,6 +5,7 @@ import streamlit as st
 
 from fraudstream.config import Settings
 from fraudstream.ml.model import Threshold, read_metadata, resolve_threshold
+from fraudstream.pipeline.postgres import DatabaseUnavailable
 from fraudstream.ui import charts, tables
 from fraudstream.ui.details import transaction_details
 from fraudstream.ui.queries import (
@@ -12,7 +13,6 @@ from fraudstream.ui.queries import (
     RECENT_FRAUDS,
     THROUGHPUT_BUCKET_S,
     THROUGHPUT_WINDOW_S,
-    DatabaseUnavailable,
     Results,
     load_results,
 )

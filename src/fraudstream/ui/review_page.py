@@ -11,9 +11,9 @@ import streamlit as st
 
 from fraudstream.config import Settings
 from fraudstream.contracts.messages import LabelMessage
+from fraudstream.pipeline.postgres import DatabaseUnavailable
 from fraudstream.ui import tables
 from fraudstream.ui.details import transaction_details
-from fraudstream.ui.queries import DatabaseUnavailable
 from fraudstream.ui.review import (
     QUEUE_LIMIT,
     DecisionFailed,

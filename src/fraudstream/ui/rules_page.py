@@ -6,8 +6,9 @@ from datetime import date, datetime, time, timedelta
 import streamlit as st
 
 from fraudstream.config import Settings
-from fraudstream.pipeline.backtest_store import StoreUnavailable, load_time_range
-from fraudstream.pipeline.rules_feed import RuleFeed
+from fraudstream.pipeline.backtest_store import load_time_range
+from fraudstream.pipeline.postgres import DatabaseUnavailable
+from fraudstream.pipeline.rules_feed import read_rules
 from fraudstream.rules.backtest import BacktestReport
 from fraudstream.rules.rule import ACTIONS, Draft
 from fraudstream.rules.syntax import RuleError
@@ -34,13 +35,6 @@ if "analyst" in st.session_state:  # the name outlives the pages that have this 
 analyst = st.sidebar.text_input("Analyst", key="analyst", help="your name, recorded with each change").strip()
 
 
-@st.cache_resource(show_spinner="reading the rules topic")
-def rule_feed(bootstrap_servers: str, topic: str) -> RuleFeed:
-    """One follower of the rules topic per server process and place it reads from."""
-    where = {"kafka_bootstrap_servers": bootstrap_servers, "topic_rules": topic}
-    return RuleFeed(settings.model_copy(update=where)).start(timeout=10)
-
-
 @st.cache_data(ttl=60, show_spinner=False)
 def stored_range(dsn: str) -> tuple[datetime, datetime] | None:
     return load_time_range(dsn)
@@ -60,19 +54,17 @@ def notice(message: str) -> None:
     st.rerun()
 
 
-try:
-    feed = rule_feed(settings.kafka_bootstrap_servers, settings.topic_rules)
+try:  # read once per run, on a consumer closed at once: a change published by the last run is in it
+    with st.spinner("reading the rules topic"):
+        ruleset = read_rules(settings, timeout=10)
 except Refused as error:
     st.error(f"Kafka at {settings.kafka_bootstrap_servers} is unavailable: {error}. Reload once it is back.")
     st.stop()
 
 if "rules_notice" in st.session_state:
     st.success(st.session_state.pop("rules_notice"))
-if feed.error:
-    st.warning(f"The rules topic cannot be read right now ({feed.error}); the list may be out of date.")
 if not analyst:
     st.info("Enter your name as **Analyst** in the sidebar to create or change rules.")
-ruleset = feed.rules
 table = rules_table(ruleset)
 if table.empty:
     st.info("No rule yet: create one below.")
@@ -120,7 +112,7 @@ with create:
     new = draft_form("new_rule", None)
     if new is not None:
         try:
-            created = publish_draft(settings, feed, new, analyst)
+            created = publish_draft(settings, ruleset, new, analyst)
         except Refused as error:
             refused(error)
         else:
@@ -141,7 +133,7 @@ with change:
             wanted = False
         if wanted is not None:
             try:
-                changed = publish_enabled(settings, feed, chosen, wanted, analyst)
+                changed = publish_enabled(settings, ruleset, chosen, wanted, analyst)
             except Refused as error:
                 refused(error)
             else:
@@ -152,7 +144,7 @@ with change:
         )
         if edited is not None:
             try:
-                saved = publish_draft(settings, feed, edited, analyst)
+                saved = publish_draft(settings, ruleset, edited, analyst)
             except Refused as error:
                 refused(error)
             else:
@@ -165,7 +157,7 @@ def default_period() -> tuple[date, date]:
     """The last 7 days of the stored transactions (their own time), or of today without any."""
     try:
         span = stored_range(settings.pg_reader_dsn)
-    except StoreUnavailable:
+    except DatabaseUnavailable:
         span = None
     last = span[1].date() if span else date.today()
     return last - timedelta(days=6), last

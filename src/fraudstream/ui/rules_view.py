@@ -1,5 +1,6 @@
 """What the Rules page does, without Streamlit: the rules as tables, publishing versions through the
-``rules`` topic (waiting until the page's feed has them), and a backtest over the stored transactions."""
+``rules`` topic (acknowledged, so the page's next read of the topic has them), and a backtest over the
+stored transactions."""
 
 from __future__ import annotations
 
@@ -9,19 +10,19 @@ import pandas as pd
 from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
-from fraudstream.pipeline.backtest_store import StoreUnavailable, load_backtest_period
-from fraudstream.pipeline.rules_feed import RuleFeed, failed, publish
+from fraudstream.pipeline.backtest_store import load_backtest_period
+from fraudstream.pipeline.postgres import DatabaseUnavailable
+from fraudstream.pipeline.rules_feed import failed, publish
 from fraudstream.rules.backtest import BacktestError, BacktestReport, Progress, backtest
 from fraudstream.rules.rule import Draft, Rule, RuleConflict, RuleFieldError, with_enabled
 from fraudstream.rules.ruleset import RuleSet, new_versions
 from fraudstream.rules.syntax import RuleError
 
-PUBLISH_WAIT_S = 10.0
 RULE_COLUMNS = ["id", "name", "status", "action", "version", "author", "changed at", "expression"]
 HISTORY_COLUMNS = ["version", "changed at", "author", "enabled", "action", "name", "expression", "note"]
 
 # What the page shows as one line of error rather than a traceback.
-Refused = (RuleError, RuleConflict, RuleFieldError, KafkaException, StoreUnavailable, BacktestError)
+Refused = (RuleError, RuleConflict, RuleFieldError, KafkaException, DatabaseUnavailable, BacktestError)
 
 
 def rules_table(ruleset: RuleSet) -> pd.DataFrame:
@@ -76,28 +77,22 @@ def history_table(versions: tuple[Rule, ...]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
 
 
-def publish_draft(settings: Settings, feed: RuleFeed, draft: Draft, author: str) -> Rule:
-    """Publish the version ``draft`` makes (a new rule, or an edit when it carries an id) and wait until
-    ``feed`` has it. Raises one of ``Refused``."""
-    [version] = new_versions(feed.rules, [draft], author)
-    _publish(settings, feed, version)
+def publish_draft(settings: Settings, ruleset: RuleSet, draft: Draft, author: str) -> Rule:
+    """Publish the version ``draft`` makes of ``ruleset`` (a new rule, or an edit when it carries an id).
+    Raises one of ``Refused``."""
+    [version] = new_versions(ruleset, [draft], author)
+    publish(settings, version)
     return version
 
 
-def publish_enabled(settings: Settings, feed: RuleFeed, rule_id: str, enabled: bool, author: str) -> Rule:
-    """Publish the next version of a rule, enabled or disabled, and wait until ``feed`` has it."""
-    current = feed.rules.get(rule_id)
+def publish_enabled(settings: Settings, ruleset: RuleSet, rule_id: str, enabled: bool, author: str) -> Rule:
+    """Publish the next version of a rule, enabled or disabled."""
+    current = ruleset.get(rule_id)
     if current is None:
         raise RuleConflict(f"no rule {rule_id!r}")
     version = with_enabled(current, enabled, author)
-    _publish(settings, feed, version)
+    publish(settings, version)
     return version
-
-
-def _publish(settings: Settings, feed: RuleFeed, version: Rule) -> None:
-    offset = publish(settings, version)
-    if not feed.wait_for(offset, PUBLISH_WAIT_S):
-        raise KafkaException(f"published {version.id} v{version.version}, but it is not read back yet")
 
 
 def run_backtest(
