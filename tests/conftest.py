@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,10 @@ def seed_model() -> Path:
     return shared_file("seed", "my_model.cbm")
 
 
-@pytest.fixture(scope="session")
-def stack_settings() -> Iterator[Settings]:
-    """Real Kafka and PostgreSQL on free ports, data in a temporary folder, for the whole session."""
-    root = Path(tempfile.mkdtemp(prefix="fraudstream-test-"))
+@contextmanager
+def local_stack(prefix: str) -> Iterator[Settings]:
+    """Real Kafka and PostgreSQL on free ports, data in a temporary folder, stopped and removed on exit."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its data folder
     settings = Settings(
         kafka_bootstrap_servers=f"127.0.0.1:{free_port(following=1)}",  # + the KRaft controller's
@@ -58,6 +59,13 @@ def stack_settings() -> Iterator[Settings]:
     finally:
         stack.down()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[Settings]:
+    """The session's stack (``local_stack``)."""
+    with local_stack("fraudstream-test-") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="session")

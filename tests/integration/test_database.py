@@ -59,8 +59,8 @@ def test_a_batch_is_stored_once_per_transaction_whatever_repeats(stack_settings)
         "v1",
         1767323045678,
         ReceivedInput(msgspec.Raw(b'{"amount": 9.5}')),
-        "block",
-        [MatchedRule("big", 2)],
+        decision="block",
+        rules=[MatchedRule("big", 2)],
     )
     plain = ScoreMessage(uuid.UUID(second), 0.1, 0, model_version="v1")  # from before rules
 

@@ -71,6 +71,7 @@ def secure() -> Iterator[SecureStack]:
         log_dir=root / "logs",
         cache_dir=Path(__file__).resolve().parents[2] / ".cache",
         batch_timeout_ms=20,
+        mlflow_tracking_uri="",  # no registry: the detector serves model_path
     )
     stack = LocalStack.from_settings(base, secure=True)
     try:

@@ -16,9 +16,18 @@ from fraudstream.infra.mlflow import MlflowServer
 from fraudstream.infra.process import free_port
 from fraudstream.ml.registry import Registry
 from fraudstream.ml.training import train_model
+from tests.conftest import local_stack
 from tests.unit.transactions import synthetic
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def stack_settings() -> Iterator[Settings]:
+    """A stack of the lifecycle tests' own: their registries, scores and labels stay out of the other
+    tests' tables (the review queue and live-quality tests count what is there)."""
+    with local_stack("fraudstream-lifecycle-") as settings:
+        yield settings
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ Prints the figures (``pytest -s -m slow tests/lifecycle/test_shadow_cost.py``); 
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -17,7 +18,9 @@ from fraudstream.config import DEFAULT_MODEL_PATH, Settings
 from fraudstream.contracts.batch_decode import decode_batch
 from fraudstream.ml.model import FraudModel
 from fraudstream.pipeline.detector import Detector
+from fraudstream.pipeline.detector.rules import RuleStage
 from fraudstream.pipeline.detector.serving import Models, ModelServing
+from fraudstream.rules.ruleset import ruleset_of
 from tests.message_corpus import good_values
 
 pytestmark = pytest.mark.slow
@@ -37,6 +40,7 @@ def test_shadow_scoring_cost():
     challenger.version = "challenger"
     serving = ModelServing.fixed(settings, champion)
     detector = Detector(settings, serving, "shadow-cost")
+    detector._rules = RuleStage(settings, SimpleNamespace(rules=ruleset_of([])))  # no rule: the model decides
     for rows, repeats in ((5000, 30), (20, 300)):
         values = good_values(rows)
         messages = records(values)

@@ -37,6 +37,7 @@ from fraudstream.infra.topics import ensure_topics
 from fraudstream.ml.registry import Registry
 from fraudstream.ops.status import collect
 from fraudstream.ops.supervisor import ServiceProcess
+from fraudstream.pipeline import kafka
 from fraudstream.pipeline.kafka import service_health
 from fraudstream.pipeline.producer import TransactionProducer
 from tests.helpers import running_pipeline, wait_for
@@ -111,7 +112,7 @@ def scoring_messages(settings: Settings, ids: set[str]) -> dict[int, list[dict]]
     """The committed score messages of these transactions, per partition of ``scoring`` in offset order."""
     consumer = Consumer(
         {
-            **settings.kafka_client_config(),
+            **kafka.client_config(settings),
             "group.id": f"reader-{uuid.uuid4()}",
             "isolation.level": "read_committed",
             "enable.auto.commit": False,
