@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -57,9 +58,10 @@ class MlflowServer:
 
     @property
     def backend_store_uri(self) -> str:
-        """The ``mlflow`` database of the project's PostgreSQL, through psycopg 3 (SQLAlchemy 2)."""
-        server, _, _ = self.pg_dsn.rpartition("/")
-        return f"{server.replace('postgresql://', 'postgresql+psycopg://', 1)}/{DATABASE}"
+        """The ``mlflow`` database of the project's PostgreSQL, through psycopg 3 (SQLAlchemy 2); the
+        connection's options (TLS in the secured mode) kept."""
+        parts = urlsplit(self.pg_dsn)
+        return urlunsplit(parts._replace(scheme="postgresql+psycopg", path=f"/{DATABASE}"))
 
     def pid(self) -> int | None:
         return read_pid(self.pid_file)

@@ -30,3 +30,12 @@ def test_a_missing_server_virtualenv_is_a_clear_error(tmp_path: Path):
     server = MlflowServer(tmp_path / "no-venv", tmp_path, "postgresql://fraud:pw@127.0.0.1:1/fraud", port=1)
     with pytest.raises(InfraError, match="make mlflow-server"):
         server.start(timeout=1)
+
+
+def test_the_backend_store_keeps_the_connections_tls_options():
+    dsn = "postgresql://fraud:p%40w@127.0.0.1:5432/fraud?sslmode=verify-full&sslrootcert=/d/tls/ca.pem"
+    server = MlflowServer(Path(".venv-mlflow"), Path(".data"), dsn)
+
+    assert server.backend_store_uri == (
+        "postgresql+psycopg://fraud:p%40w@127.0.0.1:5432/mlflow?sslmode=verify-full&sslrootcert=/d/tls/ca.pem"
+    )
