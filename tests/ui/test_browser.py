@@ -201,8 +201,9 @@ def test_an_analyst_marks_one_transaction_fraud_and_one_legitimate(
     selection.locator("input").fill(str(fraud))
     page.get_by_role("option", name=str(fraud)).click()
     page.keyboard.press("Escape")
-    expect(page.get_by_test_id("stExpander").filter(has_text=str(fraud))).to_be_visible()
-    expect(page.get_by_text("Top reasons")).to_be_visible()
+    chosen = page.get_by_test_id("stExpander").filter(has_text=str(fraud))
+    expect(chosen).to_be_visible()
+    expect(chosen.get_by_text("Top reasons")).to_be_visible()
     page.get_by_label("Note (optional)").last.fill("card reported stolen")
     page.get_by_label("Note (optional)").last.press("Enter")
     page.wait_for_timeout(1000)  # let the charts finish drawing
