@@ -49,7 +49,8 @@ def mlflow_server(stack_settings: Settings) -> Iterator[MlflowServer]:
 def registry_settings(stack_settings: Settings, mlflow_server: MlflowServer) -> Settings:
     """The session's stack with the registry: a registered model name of its own per session."""
     return stack_settings.model_copy(
-        update={"mlflow_tracking_uri": mlflow_server.tracking_uri, "model_poll_s": 0.5}
+        # one threshold for every version, so that a row's flag can be checked whichever model scored it
+        update={"mlflow_tracking_uri": mlflow_server.tracking_uri, "model_poll_s": 0.5, "threshold": 0.5}
     )
 
 

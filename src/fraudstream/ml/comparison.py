@@ -43,7 +43,7 @@ def compare(rows: pd.DataFrame, thresholds: tuple[float, float], budget_per_day:
         }
     disagree = flagged["champion"] != flagged["challenger"]
     result["disagreement_rate"] = float(np.mean(disagree)) if len(rows) else 0.0
-    difference = (rows["shadow_score"] - rows["score"]).abs()
+    difference = (rows["shadow_score"].astype(float) - rows["score"].astype(float)).abs()
     most = rows.assign(difference=difference).nlargest(TOP_DISAGREEMENTS, "difference")
     result["most_disagreed"] = most[
         ["transaction_id", "label", "score", "shadow_score", "difference"]
