@@ -229,7 +229,7 @@ def test_an_analyst_marks_one_transaction_fraud_and_one_legitimate(
         expect(decisions.filter(has_text=decision)).to_have_count(1)
 
     page.get_by_role("link", name="Live quality").click()
-    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(2)
+    expect(page.get_by_test_id("stVegaLiteChart")).to_have_count(2, timeout=TIMEOUT_MS)  # a day's query
     expect(page.get_by_text("Precision (estimated)")).to_be_visible()
     page.wait_for_timeout(1000)  # let the charts finish drawing
     page.screenshot(path=_screenshot_path(tmp_path, "screenshot-quality.png"), full_page=True)

@@ -188,3 +188,20 @@ def test_revoking_partitions_waits_for_their_last_commit_then_drops_their_state(
 
     assert producer.calls[-1] == "committed a"
     assert len(detector.engine) == 0
+
+
+def test_a_commit_failing_while_partitions_are_revoked_is_kept_for_the_loop_and_the_state_dropped():
+    """Raised out of librdkafka's rebalance callback, the error would be lost with the consumer left
+    without partitions; the loop raises it instead, and the session starts over with fresh clients."""
+    settings = Settings()
+    detector = Detector(settings, ModelServing.fixed(settings, FraudModel.load(DEFAULT_MODEL_PATH)), "unit")
+    detector.engine.transform(synthetic(customers=3, days=2))
+    producer = RecordingProducer(fail_at="commit_transaction")
+    detector._transactions = transactions(producer, PATIENT)
+    detector._transactions.publish("a", OFFSETS, GROUP)
+
+    detector._on_revoke(None, OFFSETS)
+
+    assert isinstance(detector._revoke_failure, KafkaException)
+    assert producer.calls[-1] == "abort_transaction"
+    assert len(detector.engine) == 0

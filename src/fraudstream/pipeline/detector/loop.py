@@ -77,6 +77,7 @@ class Detector:
         self._threshold = Threshold(0.5, "default")
         self._stop = threading.Event()
         self._transactions: Transactions[Prepared] | None = None
+        self._revoke_failure: BaseException | None = None
         self._rules: RuleStage | None = None
 
     def stop(self) -> None:
@@ -125,6 +126,9 @@ class Detector:
         try:
             while not self._stop.is_set():
                 messages = self._next_batch(consumer)
+                if self._revoke_failure is not None:
+                    failure, self._revoke_failure = self._revoke_failure, None
+                    raise failure
                 if messages:
                     prepared = self._prepare(messages)
                     offsets, group = _next_offsets(messages), consumer.consumer_group_metadata()
@@ -265,8 +269,15 @@ class Detector:
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        if self._transactions is not None:  # their last batch commits before another detector takes them
-            self._transactions.settle()
+        """Their last batch commits before another detector takes them. A failed commit (aborted by
+        ``settle``) is kept and raised by the loop: raised out of librdkafka's callback it would be
+        lost and leave the consumer without partitions; the session starts over with fresh clients."""
+        try:
+            if self._transactions is not None:
+                self._transactions.settle()
+        except Exception as error:
+            self._revoke_failure = error
+            logger.warning("commit failed while partitions were revoked", extra=fields(error=repr(error)))
         self.engine = FeatureEngine()
         self.readiness.assigned_partitions = []
         logger.info("partitions revoked", extra=fields(partitions=[p.partition for p in partitions]))
