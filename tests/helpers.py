@@ -31,12 +31,19 @@ def running_pipeline(settings: Settings, instance: str = "test") -> Iterator[dic
         "detector": ServiceProcess("detector", settings, "--instance", instance),
         "sink": ServiceProcess("sink", settings),
     }
+    with running(services):
+        yield services
+
+
+@contextmanager
+def running(services: dict[str, ServiceProcess]) -> Iterator[None]:
+    """``services`` started and ready; stopped on exit."""
     for service in services.values():
         service.start()
     try:
         for service in services.values():
             service.wait_ready()
-        yield services
+        yield
     finally:
         for service in services.values():
             service.stop()

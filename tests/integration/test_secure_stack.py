@@ -41,7 +41,7 @@ from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
 from fraudstream.pipeline.producer import TransactionProducer
 from fraudstream.ui import accounts
-from tests.helpers import count_rows, wait_for
+from tests.helpers import count_rows, running, wait_for
 from tests.ui.conftest import RUN_TIMEOUT_S, UI_DIR
 
 pytestmark = pytest.mark.integration
@@ -91,15 +91,8 @@ def secure_services(secure: SecureStack) -> Iterator[dict[str, ServiceProcess]]:
         )
         for name, extra in (("detector", ("--instance", "secure")), ("sink", ()))
     }
-    for service in services.values():
-        service.start()
-    try:
-        for service in services.values():
-            service.wait_ready()
+    with running(services):
         yield services
-    finally:
-        for service in services.values():
-            service.stop()
 
 
 def kafka_error(config: dict[str, object], timeout: float = REFUSED_WITHIN_S) -> str:
