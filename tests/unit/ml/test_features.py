@@ -214,3 +214,9 @@ def test_category_codes_are_the_ones_the_shipped_model_was_trained_with() -> Non
     codes = FeatureEngine().transform(transactions(rows))["cat_code"]
 
     assert dict(zip(SHIPPED_CATEGORY_CODES, codes.tolist(), strict=True)) == SHIPPED_CATEGORY_CODES
+
+
+def test_the_lifetime_features_are_features_of_the_engine():
+    from fraudstream.ml.features import BEHAVIOUR_FEATURES, LIFETIME_FEATURES
+
+    assert set(BEHAVIOUR_FEATURES) >= LIFETIME_FEATURES
