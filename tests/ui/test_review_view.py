@@ -94,3 +94,64 @@ def test_a_search_for_an_unknown_transaction_says_no_score_yet(page, stack_env):
 
     assert not app.exception
     assert app.info[0].value == "No score for this transaction yet."
+
+
+@pytest.mark.integration
+def test_a_rerun_never_writes_the_selection_back_to_the_browser(page, stack_env):
+    """A rerun (a newer flagged transaction arrives, the analyst types their name) leaves the pick as the
+    analyst made it. A value written back makes the browser clear the text the analyst is typing in the
+    widget to find a transaction, and the click meant for it lands on another row."""
+    category = f"rerun_{uuid.uuid4().hex[:6]}"
+    picked, _ = flagged_in_category(stack_env, category, [0.9, 0.8])
+    app = page("review_page.py").run()
+    app.multiselect(key="categories").set_value([category]).run()
+    app.multiselect(key="queue_selection").set_value([picked]).run()
+
+    [newer] = flagged_in_category(stack_env, category, [0.95])
+    app.sidebar.text_input(key="analyst").input("Ann Analyst").run()
+
+    assert queue_ids(app)[0] == newer
+    selection = app.multiselect(key="queue_selection")
+    assert selection.value == [picked] and not selection.proto.set_value
+    assert app.button(key="mark-1-queue").label == "Mark fraud"
+
+
+@pytest.mark.integration
+def test_a_decision_applies_to_the_selection_sent_with_the_click(page, stack_env, services):
+    """The analyst takes one transaction out of the selection and clicks before the page is redrawn: the
+    decision is for what the selection holds at the click, not for what the buttons were drawn with."""
+    category = f"click_{uuid.uuid4().hex[:6]}"
+    kept, dropped = flagged_in_category(stack_env, category, [0.9, 0.8])
+    app = page("review_page.py").run()
+    app.multiselect(key="categories").set_value([category]).run()
+    app.sidebar.text_input(key="analyst").input("Ann Analyst").run()
+    app.multiselect(key="queue_selection").set_value([kept, dropped]).run()
+    assert app.button(key="mark-1-queue").label == "Mark fraud (2)"
+
+    app.multiselect(key="queue_selection").set_value([kept])
+    app.button(key="mark-1-queue").click().run()
+
+    assert not app.exception and not app.error
+    assert app.dataframe[1].value["transaction id"].tolist() == [kept]
+    assert queue_ids(app) == [dropped]
+    wait_for(lambda: labels_of(stack_env, uuid.UUID(kept)), 30, "the label", services["sink"])
+    assert labels_of(stack_env, uuid.UUID(dropped)) == []  # published with the kept one's, in one flush
+
+
+@pytest.mark.integration
+def test_a_picked_transaction_decided_elsewhere_leaves_the_selection_with_a_note(page, stack_env, services):
+    category = f"elsewhere_{uuid.uuid4().hex[:6]}"
+    first, second = flagged_in_category(stack_env, category, [0.9, 0.8])
+    app = page("review_page.py").run()
+    app.multiselect(key="categories").set_value([category]).run()
+    app.sidebar.text_input(key="analyst").input("Ann Analyst").run()
+    app.multiselect(key="queue_selection").set_value([first, second]).run()
+
+    app.text_input(key="search").input(second).run()
+    app.button(key="mark-0-search").click().run()
+
+    assert app.multiselect(key="queue_selection").value == [first]
+    assert (
+        app.info[0].value == f"Left the queue and your selection (decided, or outside the filters): {second}"
+    )
+    wait_for(lambda: labels_of(stack_env, uuid.UUID(second)), 30, "the label", services["sink"])

@@ -32,6 +32,7 @@ PERIODS = {
     "last 7 days": timedelta(days=7),
 }
 PENDING_REFRESH_S = 2
+SELECTION = "queue_selection"
 ORDERS = {"newest": "newest first", "score": "highest score first"}
 QUEUE_COLUMNS = {
     "scored at": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss"),
@@ -47,8 +48,9 @@ pending: dict[str, LabelMessage] = st.session_state.setdefault("pending_labels",
 st.title("Review queue")
 
 
-def decision_buttons(transaction_ids: list[str], key: str) -> None:
-    """A note and the two decisions, applied to every transaction of ``transaction_ids``."""
+def decision_buttons(transaction_ids: list[str], key: str, selection: str | None = None) -> None:
+    """A note and the two decisions, applied to every transaction of ``transaction_ids``, or with a
+    ``selection`` (a multiselect's key) to the transactions it holds when a button is clicked."""
     st.text_input("Note (optional)", key=f"note-{key}", max_chars=2000)
     fraud, legitimate, _ = st.columns([1, 1, 3])
     count = f" ({len(transaction_ids)})" if len(transaction_ids) > 1 else ""
@@ -59,7 +61,7 @@ def decision_buttons(transaction_ids: list[str], key: str) -> None:
             disabled=not (analyst and transaction_ids),
             type="primary" if label else "secondary",
             on_click=record,
-            args=(transaction_ids, label, analyst, key),
+            args=(transaction_ids, selection, label, key),
         )
     if not analyst:
         st.caption("Enter your name as **Analyst** in the sidebar to record decisions.")
@@ -67,16 +69,26 @@ def decision_buttons(transaction_ids: list[str], key: str) -> None:
         st.error(error)
 
 
-def record(transaction_ids: list[str], label: int, author: str, key: str) -> None:
-    """The buttons' callback: runs before the page, so it may reset the note and the selection."""
+def record(transaction_ids: list[str], selection: str | None, label: int, key: str) -> None:
+    """The buttons' callback: runs before the page, so it may reset the note and the selection.
+
+    The selection and the analyst are read as the browser sent them with the click, not as the run
+    that drew the buttons saw them: a change made just before the click may not have been drawn yet.
+    """
+    chosen = list(st.session_state.get(selection) or []) if selection else transaction_ids
+    author = (st.session_state.get("analyst") or "").strip()
+    if not (chosen and author):
+        st.session_state[f"error-{key}"] = "Not recorded: select a transaction and enter your name first."
+        return
     try:
-        labels = decide(settings, transaction_ids, label, author, st.session_state.get(f"note-{key}") or "")
+        labels = decide(settings, chosen, label, author, st.session_state.get(f"note-{key}") or "")
     except DecisionFailed as error:
         st.session_state[f"error-{key}"] = f"Not recorded: {error}"
         return
     pending.update((str(message.label_id), message) for message in labels)
     st.session_state[f"note-{key}"] = ""
-    st.session_state["queue_selection"] = []
+    if selection:
+        st.session_state[selection] = []
 
 
 def search_section() -> None:
@@ -131,15 +143,26 @@ def queue_section() -> None:
     if queue.rows.empty:
         st.caption("Nothing to review under these filters.")
         return
-    ids = queue.rows["transaction_id"].tolist()
-    st.session_state["queue_selection"] = [
-        tid for tid in st.session_state.get("queue_selection", []) if tid in ids
-    ]
-    selected = st.multiselect("Transactions to decide (one or several)", ids, key="queue_selection")
+    selected = pick(queue.rows["transaction_id"].tolist())
     for tid in selected:
         with st.expander(tid, expanded=len(selected) == 1):
             transaction_details(queue.rows.loc[queue.rows["transaction_id"] == tid].iloc[0])
-    decision_buttons(selected, "queue")
+    decision_buttons(selected, "queue", SELECTION)
+
+
+def pick(ids: list[str]) -> list[str]:
+    """The analyst's pick among the queue's ``ids``: changed only by the analyst, or by a decision.
+
+    The page never writes the widget's value on a rerun: a written value is sent back to the browser,
+    which then clears what the analyst is typing in the widget to find a transaction, so the row under
+    the pointer is no longer that transaction. Without a "Select all" row, one stray click cannot put
+    the whole queue under the next decision. Streamlit itself drops the picked transactions that left
+    the queue; the analyst is told which.
+    """
+    left = [tid for tid in st.session_state.get(SELECTION) or [] if tid not in ids]
+    if left:
+        st.info(f"Left the queue and your selection (decided, or outside the filters): {', '.join(left)}")
+    return st.multiselect("Transactions to decide (one or several)", ids, key=SELECTION, select_all=False)
 
 
 def decisions_section() -> None:
