@@ -100,6 +100,17 @@ def terminate(pid: int, timeout: float = 30.0) -> None:
         return
 
 
+def kill(pid: int, timeout: float = 30.0) -> None:
+    """SIGKILL, and wait until the process is gone (reaped, if it is a child of this one)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _alive(pid: int) -> bool:
     try:
         finished, _ = os.waitpid(pid, os.WNOHANG)

@@ -15,6 +15,11 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
 - baseline: the seed's detector in this process (one message, one DataFrame, predict twice, flush
   each) over the first messages of the same input.
 
+Each stage runs ``BenchPlan.detectors`` detector and ``BenchPlan.sinks`` sink processes against the
+local Kafka of ``settings.kafka_brokers`` nodes (`--brokers 3`: topics replicated three times, two
+in sync, so every acknowledged write has crossed to a second broker: the replication's cost is in
+every figure).
+
 With rules (``BenchPlan.rules``, from ``--rules FILE``), every stage's rules topic holds them before its
 services start, so its detectors apply them to every batch.
 """
@@ -60,6 +65,7 @@ class BenchPlan:
     warm_up_seconds: float = 5.0
     baseline_rows: int = 2000
     detectors: int = 1
+    sinks: int = 1
     timeout_s: float = 600.0
     rules: tuple[Rule, ...] = ()  # published to each stage's rules topic
 
@@ -78,6 +84,9 @@ def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
     return {
         "rows": plan.rows,
         "detectors": plan.detectors,
+        "sinks": plan.sinks,
+        "brokers": settings.kafka_brokers,
+        "replication_factor": settings.topic_replication_factor,
         "rules": sum(rule.enabled for rule in plan.rules),
         "e2e_tps": round(e2e_tps, 1),
         "detector_tps": round(detector_tps, 1),
@@ -203,7 +212,7 @@ class _Bench:
     def services(self, stage: Settings, *names: str) -> Iterator[list[ServiceProcess]]:
         running = []
         for name in names:
-            copies = self.plan.detectors if name == "detector" else 1
+            copies = {"detector": self.plan.detectors, "sink": self.plan.sinks}[name]
             for index in range(copies):
                 args = ("--instance", f"bench-{self.run_id}-{index}") if name == "detector" else ()
                 running.append(ServiceProcess(name, stage, *args))
