@@ -189,6 +189,9 @@ class KafkaServer:
             "log.dirs": str((self.data_dir / "kraft-logs").resolve()),
             "auto.create.topics.enable": "false",
             "num.partitions": "3",
+            # Few partitions for Kafka's own topics (50 by default): a local start creates them fast.
+            "offsets.topic.num.partitions": "3",
+            "transaction.state.log.num.partitions": "3",
             **internal_topics(len(self.quorum.split(","))),
             "group.initial.rebalance.delay.ms": "0",
             "message.max.bytes": "1048576",
@@ -328,10 +331,8 @@ def internal_topics(nodes: int) -> dict[str, str]:
     in_sync = str(min(nodes, 2))
     return {
         "offsets.topic.replication.factor": replicas,
-        "offsets.topic.num.partitions": "3",
         "transaction.state.log.replication.factor": replicas,
         "transaction.state.log.min.isr": in_sync,
-        "transaction.state.log.num.partitions": "3",
         "share.coordinator.state.topic.replication.factor": replicas,
         "share.coordinator.state.topic.min.isr": in_sync,
         "default.replication.factor": replicas,
