@@ -11,6 +11,10 @@ test has topics and groups of its own.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -208,3 +212,38 @@ def test_the_groups_scaled_from_one_to_three_and_back_to_one(scoped):
         finally:
             for member in added:
                 member.stop()
+
+
+def status(settings: Settings) -> tuple[int, dict]:
+    """`fraudstream status --json` as a user runs it: (exit code, report)."""
+    run = subprocess.run(
+        [sys.executable, "-m", "fraudstream", "status", "--json"],
+        env={**os.environ, **settings.environment()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return run.returncode, json.loads(run.stdout)
+
+
+def test_status_shows_each_broker_and_a_down_broker_as_under_replicated_partitions(cluster, scoped):
+    code, report = status(scoped)
+    assert code == 0 and report["healthy"] is True, report["kafka"]
+    assert [broker["id"] for broker in report["kafka"]["brokers"]] == [1, 2, 3]
+    assert sum(broker["controller"] for broker in report["kafka"]["brokers"]) == 1
+    for partition in report["kafka"]["topics"][scoped.topic_transactions]["leaders"].values():
+        assert sorted(partition["isr"]) == sorted(partition["replicas"]) == [1, 2, 3]
+    node = cluster.kafka.node(3)
+    node.kill()
+    try:
+        answers: list[tuple[int, dict]] = []
+        wait_for(
+            lambda: answers.append(status(scoped)) or answers[-1][0] != 0, 60, "status to see node 3 gone"
+        )
+        code, report = answers[-1]
+        assert report["healthy"] is False and report["kafka"]["healthy"] is False
+        assert scoped.topic_transactions + "[0]" in report["kafka"]["under_replicated"]
+        assert 3 not in [broker["id"] for broker in report["kafka"]["brokers"]]
+    finally:
+        node.start()
+    wait_for(lambda: status(scoped)[0] == 0, 120, "status healthy again with node 3 back")
