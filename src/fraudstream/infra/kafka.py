@@ -293,12 +293,22 @@ class KafkaCluster:
     def stop(self) -> None:
         """Every node at once: stopped one after the other, the last would wait for a controller
         majority that is gone (a minute each) before giving up its controlled shutdown."""
-        pids = [pid for pid in (node.pid() for node in self.nodes) if pid is not None]
-        if pids:
-            logger.info("stopping Kafka (pids %s)", pids)
-            terminate_all(pids, timeout=60)
-        for node in self.nodes:
-            node.pid_file.unlink(missing_ok=True)
+        stop_nodes([node.pid_file for node in self.nodes])
+
+
+def stop_nodes(pid_files: list[Path]) -> None:
+    """Stop the nodes these pid files name, all at once, and remove the files."""
+    pids = [pid for pid in map(read_pid, pid_files) if pid is not None]
+    if pids:
+        logger.info("stopping Kafka (pids %s)", pids)
+        terminate_all(pids, timeout=60)
+    for pid_file in pid_files:
+        pid_file.unlink(missing_ok=True)
+
+
+def stop_every_node(root: Path) -> None:
+    """Every local node under ``root``, one broker's or a cluster's: `down` stops whichever ran there."""
+    stop_nodes([root / "kafka.pid", *sorted(root.glob("broker-*/kafka.pid"))])
 
 
 def local_cluster(

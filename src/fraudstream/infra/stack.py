@@ -15,7 +15,7 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
-from fraudstream.infra.kafka import KafkaCluster, local_cluster
+from fraudstream.infra.kafka import KafkaCluster, local_cluster, stop_every_node
 from fraudstream.infra.kafka_access import ensure_access
 from fraudstream.infra.migrations import migrate
 from fraudstream.infra.mlflow import MlflowServer
@@ -96,7 +96,7 @@ class LocalStack:
     def down(self) -> None:
         if self.mlflow is not None:
             self.mlflow.stop()
-        self.kafka.stop()
+        stop_every_node(self.settings.data_dir / "kafka")
         self.postgres.stop()
 
 
