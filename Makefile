@@ -56,7 +56,7 @@ up: system-deps install mlflow-server
 	$(BIN)/fraudstream up $(SECURE_FLAG) $(BROKERS_FLAG)
 
 down: install
-	$(BIN)/fraudstream down $(BROKERS_FLAG)
+	$(BIN)/fraudstream down
 
 status: install
 	$(BIN)/fraudstream status $(SECURE_FLAG) $(BROKERS_FLAG)

@@ -129,11 +129,11 @@ def users_add(
 
 
 @app.command()
-def down(brokers: BrokersOption = None) -> None:
-    """Stop the local Kafka and PostgreSQL (their data stays under the data dir)."""
+def down() -> None:
+    """Stop the local Kafka (one broker or a cluster) and PostgreSQL; their data stays under the data dir."""
     from fraudstream.infra.stack import LocalStack
 
-    LocalStack.from_settings(_cluster_settings(brokers)).down()
+    LocalStack.from_settings(Settings()).down()
     console.print("down")
 
 
