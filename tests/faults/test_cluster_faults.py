@@ -19,6 +19,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 from aiokafka import AIOKafkaClient
@@ -28,6 +29,8 @@ from fraudstream.config import Settings
 from fraudstream.infra.kafka import KafkaServer
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics
+from fraudstream.ops import bench
+from fraudstream.ops.bench import BenchPlan
 from fraudstream.ops.status import topic_status
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
@@ -247,3 +250,18 @@ def test_status_shows_each_broker_and_a_down_broker_as_under_replicated_partitio
     finally:
         node.start()
     wait_for(lambda: status(scoped)[0] == 0, 120, "status healthy again with node 3 back")
+
+
+def test_bench_runs_two_detectors_and_two_sinks_on_the_cluster(cluster):
+    plan = BenchPlan(rows=20_000, latency_rate=500, latency_seconds=2, warm_up_seconds=1, baseline_rows=50)
+    result = bench.run(cluster.settings, replace(plan, detectors=2, sinks=2), lambda _: None)
+    assert (result["brokers"], result["replication_factor"], result["detectors"], result["sinks"]) == (
+        3,
+        3,
+        2,
+        2,
+    )
+    assert all(result[figure] > 0 for figure in ("e2e_tps", "detector_tps", "sink_tps", "baseline_tps"))
+    assert [
+        topic for topic in kafka.admin(cluster.settings).list_topics(timeout=10).topics if "bench-" in topic
+    ] == []
