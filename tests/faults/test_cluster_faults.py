@@ -30,7 +30,6 @@ from fraudstream.infra.kafka import KafkaServer
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops import bench
-from fraudstream.ops.bench import BenchPlan
 from fraudstream.ops.status import topic_status
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
@@ -253,7 +252,9 @@ def test_status_shows_each_broker_and_a_down_broker_as_under_replicated_partitio
 
 
 def test_bench_runs_two_detectors_and_two_sinks_on_the_cluster(cluster):
-    plan = BenchPlan(rows=20_000, latency_rate=500, latency_seconds=2, warm_up_seconds=1, baseline_rows=50)
+    plan = bench.BenchPlan(
+        rows=20_000, latency_rate=500, latency_seconds=2, warm_up_seconds=1, baseline_rows=50
+    )
     result = bench.run(cluster.settings, replace(plan, detectors=2, sinks=2), lambda _: None)
     assert (result["brokers"], result["replication_factor"], result["detectors"], result["sinks"]) == (
         3,
