@@ -4,8 +4,9 @@ transactions stream in at 5,000 tx/s.
 
 Every case ends the same way: one fraud_scores row per transaction, one committed score message per
 transaction in `scoring` (read_committed), both groups' lag back to 0, nothing in the dead-letter
-topics, and every partition of the cluster back in sync. One cluster serves the whole module; each
-test has topics and groups of its own.
+topics, and every partition of the cluster back in sync. `status` and a small `bench` with two
+detectors and two sinks run on the cluster too. One cluster serves the whole module; each test has
+topics and groups of its own.
 """
 
 from __future__ import annotations
