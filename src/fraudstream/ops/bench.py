@@ -6,7 +6,8 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
 - detector alone: detector processes start and settle in their group, N transactions are produced as
   fast as possible, and the detectors are timed from the end of production to their last committed
   batch (start-up, rebalances and the producer's CPU excluded);
-- sink alone: the same on the detector stage's score messages, up to committed rows;
+- sink alone: the same on the detector stage's score messages, up to committed rows; those are held
+  back from the sinks (``_Gate``) until their group has settled;
 - end to end: services running, N transactions (generated beforehand) produced as fast as possible,
   timed from the first produce call (the producer's preparation included) until the last row is
   committed in PostgreSQL;
@@ -38,7 +39,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pandas as pd
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import coerce
@@ -139,11 +140,13 @@ class _Bench:
     def stages_alone(self) -> tuple[float, float]:
         stage = self.stage("alone")
         frame = transactions(self.plan.rows, seed=1)
+        gate = _Gate(stage, stage.topic_scoring, self.plan.timeout_s)
         with self.services(stage, "detector"):
             self.say(f"detector alone: {self.plan.rows:,} transactions into the settled group")
             self.produce(stage, frame)
             detector_tps = self.drain(stage.detector_group, stage.topic_transactions, "detector")
         with self.services(stage, "sink"):
+            gate.open()
             sink_tps = self.drain(stage.sink_group, stage.topic_scoring, "sink")
         return detector_tps, sink_tps * self.plan.rows / self.end_offset(stage.topic_scoring)
 
@@ -287,6 +290,41 @@ class _Bench:
         asyncio.run(_delete_rows(self.settings, self.transaction_ids))
         for client in [self.reader, *self.members.values()]:
             client.close()
+
+
+class _Gate:
+    """Holds back what is written to ``topic`` from its read_committed readers until ``open()``, so the
+    sinks settle in their group before the backlog appears to all of them at once (else the first sink
+    to start drains it alone while the others join).
+
+    An open transaction with one message in each partition keeps every partition's last stable offset
+    before the backlog; ``open()`` aborts it, and its messages are never delivered.
+    """
+
+    def __init__(self, settings: Settings, topic: str, timeout_s: float) -> None:
+        self.settings, self.topic = settings, topic
+        self.offsets: dict[int, int] = {}
+        config = {"transactional.id": f"{topic}-gate", "transaction.timeout.ms": int(timeout_s * 1000)}
+        self._producer = Producer(kafka.producer_config(settings, **config))
+        self._producer.init_transactions(30)
+        self._producer.begin_transaction()
+        for partition in range(settings.topic_partitions):
+            self._producer.produce(topic, b"", partition=partition, on_delivery=self._delivered)
+        self._producer.flush(30)
+
+    def open(self) -> None:
+        """Abort the transaction, and return once every partition's last stable offset is past it."""
+        self._producer.abort_transaction(30)
+        with kafka.consumer(self.settings, f"{self.topic}-gate") as reader:
+            wait_until(lambda: self._released(reader), 30, f"the score messages of {self.topic}")
+
+    def _released(self, reader: Consumer) -> bool:
+        ends = kafka.end_offsets(reader, self.topic, 10)  # a read_committed consumer's: last stable offsets
+        return all(ends[partition] > offset for partition, offset in self.offsets.items())
+
+    def _delivered(self, error: object, message: Message) -> None:
+        if error is None:
+            self.offsets[message.partition()] = message.offset()
 
 
 def _settled(services: list[ServiceProcess], partitions: int) -> bool:
