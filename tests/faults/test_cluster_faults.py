@@ -25,6 +25,7 @@ from dataclasses import replace
 import pytest
 from aiokafka import AIOKafkaClient
 from aiokafka.client import CoordinationType
+from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
 from fraudstream.infra.kafka import KafkaServer
@@ -68,7 +69,10 @@ def pipeline(scoped: Settings) -> Iterator[dict[str, ServiceProcess]]:
 
 def all_in_sync(settings: Settings) -> bool:
     """Every broker up and every partition of the cluster (Kafka's own topics too) led and fully in sync."""
-    metadata = kafka.admin(settings).list_topics(timeout=10)
+    try:
+        metadata = kafka.admin(settings).list_topics(timeout=10)
+    except KafkaException:  # no broker answered in time: not in sync, ask again
+        return False
     topics = metadata.topics.values()
     return len(metadata.brokers) == BROKERS and all(
         topic_status(topic, len(topic.partitions))["ok"] for topic in topics
