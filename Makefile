@@ -46,18 +46,20 @@ test-deps:
 
 # SECURE=1: Kafka SASL_SSL with ACLs, PostgreSQL TLS, logins (README, Security).
 SECURE_FLAG := $(if $(filter 1 yes true,$(SECURE)),--secure)
+# BROKERS=3: a local three-broker Kafka cluster (README, Quick start); unset: FRAUDSTREAM_KAFKA_BROKERS, 1.
+BROKERS_FLAG := $(if $(BROKERS),--brokers $(BROKERS))
 
 run: system-deps install mlflow-server
-	$(BIN)/fraudstream run $(SECURE_FLAG)
+	$(BIN)/fraudstream run $(SECURE_FLAG) $(BROKERS_FLAG)
 
 up: system-deps install mlflow-server
-	$(BIN)/fraudstream up $(SECURE_FLAG)
+	$(BIN)/fraudstream up $(SECURE_FLAG) $(BROKERS_FLAG)
 
 down: install
 	$(BIN)/fraudstream down
 
 status: install
-	$(BIN)/fraudstream status
+	$(BIN)/fraudstream status $(SECURE_FLAG) $(BROKERS_FLAG)
 
 lint: install
 	$(BIN)/ruff check src tests

@@ -39,12 +39,15 @@ def seed_model() -> Path:
 
 
 @contextmanager
-def local_stack(prefix: str) -> Iterator[Settings]:
-    """Real Kafka and PostgreSQL on free ports, data in a temporary folder, stopped and removed on exit."""
+def local_stack(prefix: str, brokers: int = 1) -> Iterator[Settings]:
+    """Real Kafka (``brokers`` nodes) and PostgreSQL on free ports, data in a temporary folder, stopped
+    and removed on exit."""
     root = Path(tempfile.mkdtemp(prefix=prefix))
     root.chmod(0o755)  # PostgreSQL runs as its own user and must reach its data folder
     settings = Settings(
-        kafka_bootstrap_servers=f"127.0.0.1:{free_port(following=1)}",  # + the KRaft controller's
+        # Each node's port and its KRaft controller's.
+        kafka_bootstrap_servers=f"127.0.0.1:{free_port(following=2 * brokers - 1)}",
+        kafka_brokers=brokers,
         pg_port=free_port(),
         data_dir=root / "data",
         log_dir=root / "logs",

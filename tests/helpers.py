@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,6 +24,7 @@ from fraudstream.ml.model import METADATA_FILE, MODEL_FILE
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
+from fraudstream.pipeline.producer import TransactionProducer
 
 
 @contextmanager
@@ -50,9 +53,45 @@ def running(services: dict[str, ServiceProcess]) -> Iterator[None]:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, *services: ServiceProcess) -> None:
-    """``wait_until``, whose failure shows the services' output and, with services, the broker's log."""
-    broker_log = [services[0].settings.data_dir / "kafka" / "kafka.log"] if services else []
-    wait_until(check, timeout, what, *(service.output for service in services), *broker_log)
+    """``wait_until``, whose failure shows the services' output and, with services, the brokers' logs."""
+    broker_logs = sorted((services[0].settings.data_dir / "kafka").glob("**/kafka.log")) if services else []
+    wait_until(check, timeout, what, *(service.output for service in services), *broker_logs)
+
+
+def stream_while(
+    settings: Settings, fault: Callable[[], None], seed: int, rows: int, rate: float
+) -> list[str]:
+    """Send ``rows`` transactions at ``rate`` while ``fault`` runs; return their ids once all are
+    acknowledged (and ``fault`` has ended)."""
+    frame = transactions(rows, seed=seed)
+    sent: dict[str, list[str]] = {}
+
+    def send() -> None:
+        sent["ids"] = TransactionProducer(settings).send(frame, rate=rate).transaction_ids
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        fault()
+    finally:
+        sender.join()
+    return sent["ids"]
+
+
+def committed_score_ids(settings: Settings) -> Counter[str]:
+    """transaction_id -> number of committed score messages, reading the whole scoring topic."""
+    messages = kafka.read_topic(settings, settings.topic_scoring, f"audit-{uuid.uuid4()}", 120)
+    return Counter(orjson.loads(message.value())["transaction_id"] for message in messages)
+
+
+def assert_exactly_once(settings: Settings, ids: list[str], *services: ServiceProcess) -> None:
+    """One fraud_scores row per transaction of ``ids``, and one committed score message each."""
+    wait_for(lambda: count_rows(settings, ids) == len(ids), 180, f"{len(ids)} rows", *services)
+    messages = committed_score_ids(settings)
+    duplicates = {tid: n for tid, n in messages.items() if n > 1}
+    assert duplicates == {}
+    assert set(ids) <= set(messages)
+    assert count_rows(settings, ids) == len(ids)
 
 
 def with_fresh_customers(frame: pd.DataFrame, tag: str) -> pd.DataFrame:

@@ -51,10 +51,26 @@ SecureOption = Annotated[
 ]
 
 
-def _local_settings(secure: bool, principal: str) -> Settings:
+BrokersOption = Annotated[
+    int | None,
+    typer.Option(
+        "--brokers",
+        min=1,
+        help="Kafka nodes of the local stack; 3: a replicated cluster "
+        "[env FRAUDSTREAM_KAFKA_BROKERS, default 1]",
+    ),
+]
+
+
+def _cluster_settings(brokers: int | None) -> Settings:
+    """Settings(), for a local cluster of ``brokers`` nodes when given (``--brokers``)."""
+    return Settings() if brokers is None else Settings(kafka_brokers=brokers)
+
+
+def _local_settings(secure: bool, principal: str, brokers: int | None = None) -> Settings:
     """Settings(); with ``secure``, connecting to the secured local stack as ``principal``
     ("admin" or a service), with the credentials kept under the data directory."""
-    settings = Settings()
+    settings = _cluster_settings(brokers)
     if not secure:
         return settings
     from fraudstream.infra.security import LocalSecurity
@@ -68,14 +84,14 @@ def _local_settings(secure: bool, principal: str) -> Settings:
 
 
 @app.command()
-def up(secure: SecureOption = False) -> None:
+def up(secure: SecureOption = False, brokers: BrokersOption = None) -> None:
     """Start PostgreSQL and Kafka (idempotent), apply migrations, create topics; wait until healthy."""
     from fraudstream.infra.process import InfraError
     from fraudstream.infra.stack import LocalStack
 
     logging.basicConfig(level=logging.WARNING)
     try:
-        stack = LocalStack.from_settings(Settings(), secure=secure)
+        stack = LocalStack.from_settings(_cluster_settings(brokers), secure=secure)
         with console.status("starting") as status:
             stack.up(step=lambda message: status.update(message))
     except InfraError as error:
@@ -114,7 +130,7 @@ def users_add(
 
 @app.command()
 def down() -> None:
-    """Stop the local Kafka and PostgreSQL (their data stays under the data dir)."""
+    """Stop the local Kafka (one broker or a cluster) and PostgreSQL; their data stays under the data dir."""
     from fraudstream.infra.stack import LocalStack
 
     LocalStack.from_settings(Settings()).down()
@@ -146,12 +162,15 @@ def topics() -> None:
 
 @app.command()
 def status(
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False, secure: SecureOption = False
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    secure: SecureOption = False,
+    brokers: BrokersOption = None,
 ) -> None:
-    """Health of every component; exits 0 only when all are healthy."""
+    """Health of every component (each broker, each partition's leader and in-sync replicas); exits 0
+    only when all are healthy."""
     from fraudstream.ops.status import collect
 
-    report = collect(_local_settings(secure, "admin"))
+    report = collect(_local_settings(secure, "admin", brokers))
     if as_json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -162,11 +181,14 @@ def status(
 def _print_status(report: dict) -> None:
     table = Table("component", "health", "detail")
     kafka, postgres = report["kafka"], report["postgres"]
-    table.add_row(
-        "kafka", _mark(kafka["healthy"]), kafka.get("error", f"{kafka.get('brokers', 0)} broker(s)")
-    )
+    brokers = kafka.get("brokers", [])
+    summary = f"{len(brokers)} of {kafka.get('expected_brokers')} broker(s) up"
+    table.add_row("kafka", _mark(kafka["healthy"]), kafka.get("error", summary))
+    for broker in brokers:
+        role = ", controller" if broker["controller"] else ""
+        table.add_row(f"  broker {broker['id']}", "", f"{broker['address']}{role}")
     for name, topic in kafka.get("topics", {}).items():
-        table.add_row(f"  topic {name}", _mark(topic["ok"]), f"{topic['partitions']} partitions")
+        table.add_row(f"  topic {name}", _mark(topic["ok"]), _partitions_state(topic))
     for group, lag in kafka.get("consumer_lag", {}).items():
         table.add_row(f"  group {group}", "", lag.get("error", f"lag {lag.get('lag')} on {lag['topic']}"))
     detail = postgres.get("error", f"{postgres.get('fraud_scores_rows')} rows in fraud_scores")
@@ -185,6 +207,16 @@ def _print_status(report: dict) -> None:
     Console().print(table)
     for warning in report["warnings"]:
         Console().print(f"[yellow]warning:[/] {warning}")
+
+
+def _partitions_state(topic: dict) -> str:
+    """A topic's partitions as `status` shows them: "3 partitions; 0: leader 1, isr [1, 2, 3]; ..."."""
+    leaders = "; ".join(
+        f"{number}: leader {state['leader']}, isr {state['isr']}"
+        + ("" if state["in_sync"] else f" of {state['replicas']} UNDER-REPLICATED")
+        for number, state in topic["leaders"].items()
+    )
+    return f"{topic['partitions']} partitions" + (f"; {leaders}" if leaders else "")
 
 
 def _rules_state(rules: dict | None) -> str:
@@ -279,13 +311,14 @@ def ui() -> None:
 def run(
     keep_infra: Annotated[bool, typer.Option(help="leave Kafka and PostgreSQL running on exit")] = False,
     secure: SecureOption = False,
+    brokers: BrokersOption = None,
 ) -> None:
     """Start everything (infrastructure, detector, sink, UI) and stop it all on Ctrl-C."""
     from fraudstream.infra.process import InfraError
     from fraudstream.ops.supervisor import run_system
 
     try:
-        run_system(Settings(), console, keep_infra=keep_infra, secure=secure)
+        run_system(_cluster_settings(brokers), console, keep_infra=keep_infra, secure=secure)
     except InfraError as error:
         raise _fail(str(error)) from error
 
@@ -476,6 +509,8 @@ def bench(
     warm_up: Annotated[float, typer.Option(help="seconds at that rate before the latency is measured")] = 5.0,
     baseline_rows: Annotated[int, typer.Option(help="messages for the per-message baseline")] = 2000,
     detectors: Annotated[int, typer.Option(help="detector processes in the consumer group")] = 1,
+    sinks: Annotated[int, typer.Option(help="sink processes in the consumer group")] = 1,
+    brokers: BrokersOption = None,
     repeat: Annotated[int, typer.Option(help="runs; figures are the medians")] = 1,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
     rules: Annotated[
@@ -487,12 +522,13 @@ def bench(
 
     logging.basicConfig(level=logging.WARNING)
     versions = () if rules is None else tuple(_ruleset_from(str(rules), Settings()).latest.values())
-    plan = BenchPlan(rows, rate, seconds, warm_up, baseline_rows, detectors, rules=versions)
+    plan = BenchPlan(rows, rate, seconds, warm_up, baseline_rows, detectors, sinks=sinks, rules=versions)
+    settings = _cluster_settings(brokers)
     runs = []
     for number in range(1, repeat + 1):
         with console.status(f"run {number}/{repeat}") as status:
             runs.append(
-                run(Settings(), plan, say=lambda message, n=number: status.update(f"run {n}: {message}"))
+                run(settings, plan, say=lambda message, n=number: status.update(f"run {n}: {message}"))
             )
     result = medians(runs) if repeat > 1 else runs[0]
     _print_bench(result)
@@ -575,7 +611,8 @@ def _print_bench(result: dict) -> None:
     for key, value in result["latency_ms"].items():
         table.add_row(f"latency {key} (ms)", f"{value:,.1f}")
     table.add_row("rows", f"{result['rows']:,}")
-    table.add_row("detectors", str(result["detectors"]))
+    for key in ("detectors", "sinks", "brokers", "replication_factor"):
+        table.add_row(key.replace("_", " "), str(result[key]))
     Console().print(table)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -28,7 +28,14 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUDSTREAM_", extra="ignore", frozen=True)
 
     # Kafka
-    kafka_bootstrap_servers: str = Field("localhost:9092", description="Kafka brokers, host:port[,host:port]")
+    kafka_brokers: int = Field(
+        1, ge=1, description="brokers of the local cluster of `up`/`run` (3: a replicated cluster)"
+    )
+    kafka_bootstrap_servers: str = Field(
+        "localhost:9092",
+        description="Kafka brokers, host:port[,host:port]; one address and kafka_brokers N: "
+        "the local cluster's N addresses, ports 2 apart (9092, 9094, 9096)",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = Field(None, description="e.g. PLAIN, SCRAM-SHA-512")
     kafka_sasl_username: str | None = None
@@ -38,7 +45,9 @@ class Settings(BaseSettings):
     topic_scoring: str = "scoring"
     topic_rules: str = Field("rules", description="compacted topic of rule versions, key = rule id")
     topic_partitions: int = Field(3, ge=1)
-    topic_replication_factor: int = Field(1, ge=1, description="3 on a multi-broker cluster")
+    topic_replication_factor: int | None = Field(
+        None, ge=1, description="unset: 3 on a cluster of 3 or more brokers (kafka_brokers), else that many"
+    )
     topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention of the data topics")
     detector_group: str = "fraudstream-detector"
     sink_group: str = "fraudstream-sink"
@@ -108,6 +117,20 @@ class Settings(BaseSettings):
     ui_session_idle_hours: float = Field(8.0, gt=0, description="a login expires after this long idle")
     detector_metrics_port: int = 9101
     sink_metrics_port: int = 9102
+
+    @model_validator(mode="before")
+    @classmethod
+    def _local_cluster(cls, data: Any) -> Any:
+        """A local cluster of ``kafka_brokers`` nodes: every node's address, and replication to match."""
+        if not isinstance(data, dict):
+            return data
+        brokers = int(data.get("kafka_brokers", 1))
+        bootstrap = data.get("kafka_bootstrap_servers", cls.model_fields["kafka_bootstrap_servers"].default)
+        if brokers > 1 and "," not in bootstrap:
+            data = {**data, "kafka_bootstrap_servers": ",".join(cluster_addresses(bootstrap, brokers))}
+        if data.get("topic_replication_factor") is None:
+            data = {**data, "topic_replication_factor": min(brokers, 3)}
+        return data
 
     @classmethod
     def settings_customise_sources(
@@ -189,6 +212,19 @@ class Settings(BaseSettings):
             }
         )
 
+    def with_brokers(self, brokers: int) -> Settings:
+        """These settings for a local cluster of ``brokers`` nodes from the first bootstrap address on,
+        replication derived again (``_local_cluster``)."""
+        first = self.kafka_bootstrap_servers.split(",")[0]
+        return type(self).model_validate(
+            {
+                **self.model_dump(),
+                "kafka_brokers": brokers,
+                "kafka_bootstrap_servers": first,
+                "topic_replication_factor": None,
+            }
+        )
+
     def environment(self) -> dict[str, str]:
         """These settings as the environment variables that reproduce them in another process."""
         prefix = self.model_config["env_prefix"]
@@ -197,6 +233,13 @@ class Settings(BaseSettings):
             for name, value in self.model_dump().items()
             if value is not None
         }
+
+
+def cluster_addresses(first: str, brokers: int) -> list[str]:
+    """The addresses of a local cluster whose first node listens on ``first`` (host:port): each node
+    takes two ports, its client listener and its KRaft controller's."""
+    host, _, port = first.rpartition(":")
+    return [f"{host}:{int(port) + 2 * node}" for node in range(brokers)]
 
 
 def _plain(value: object) -> str:

@@ -8,23 +8,17 @@ fraud_scores holds exactly one row per transaction and that the committed scorin
 from __future__ import annotations
 
 import random
-import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterator
 
-import orjson
 import pytest
 
 from fraudstream.config import Settings
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics
-from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
-from fraudstream.pipeline import kafka
-from fraudstream.pipeline.producer import TransactionProducer
-from tests.helpers import count_rows, running_pipeline, wait_for
+from tests.helpers import assert_exactly_once, running_pipeline, stream_while
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -46,21 +40,6 @@ def pipeline(scoped: Settings) -> Iterator[dict[str, ServiceProcess]]:
         yield services
 
 
-def stream_while(settings: Settings, fault: Callable[[], None], seed: int) -> list[str]:
-    """Send ROWS transactions at RATE while ``fault`` runs; return their ids once all are acknowledged."""
-    frame = transactions(ROWS, seed=seed)
-    sent: dict[str, list[str]] = {}
-
-    def send() -> None:
-        sent["ids"] = TransactionProducer(settings).send(frame, rate=RATE).transaction_ids
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    fault()
-    sender.join()
-    return sent["ids"]
-
-
 def kill_and_restart(service: ServiceProcess) -> Callable[[], None]:
     def fault() -> None:
         rng = random.Random(7)
@@ -72,28 +51,13 @@ def kill_and_restart(service: ServiceProcess) -> Callable[[], None]:
     return fault
 
 
-def assert_exactly_once(settings: Settings, ids: list[str], *services: ServiceProcess) -> None:
-    wait_for(lambda: count_rows(settings, ids) == len(ids), 180, f"{len(ids)} rows", *services)
-    messages = committed_score_ids(settings)
-    duplicates = {tid: n for tid, n in messages.items() if n > 1}
-    assert duplicates == {}
-    assert set(ids) <= set(messages)
-    assert count_rows(settings, ids) == ROWS
-
-
-def committed_score_ids(settings: Settings) -> Counter[str]:
-    """transaction_id -> number of committed score messages, reading the whole scoring topic."""
-    messages = kafka.read_topic(settings, settings.topic_scoring, f"audit-{uuid.uuid4()}", 120)
-    return Counter(orjson.loads(message.value())["transaction_id"] for message in messages)
-
-
 def test_detector_killed_five_times(scoped, pipeline):
-    ids = stream_while(scoped, kill_and_restart(pipeline["detector"]), seed=11)
+    ids = stream_while(scoped, kill_and_restart(pipeline["detector"]), 11, ROWS, RATE)
     assert_exactly_once(scoped, ids, *pipeline.values())
 
 
 def test_sink_killed_five_times(scoped, pipeline):
-    ids = stream_while(scoped, kill_and_restart(pipeline["sink"]), seed=12)
+    ids = stream_while(scoped, kill_and_restart(pipeline["sink"]), 12, ROWS, RATE)
     assert_exactly_once(scoped, ids, *pipeline.values())
 
 
@@ -114,6 +78,6 @@ def test_server_restarted_under_the_running_services(scoped, pipeline, stack: Lo
         "kafka": outage(stack.kafka.stop, stack.kafka.start),
         "postgres": outage(stack.postgres.kill, stack.postgres.start),
     }[server]
-    ids = stream_while(scoped, fault, seed=13)
+    ids = stream_while(scoped, fault, 13, ROWS, RATE)
     assert_exactly_once(scoped, ids, *pipeline.values())
     assert all(service.process.poll() is None for service in pipeline.values()), "a service died"

@@ -36,7 +36,8 @@ def test_bench_measures_every_figure_and_leaves_nothing_behind(stack_settings):
     latency = result.pop("latency_ms")
     assert result.pop("rules") == 0
     assert set(result) == {
-        "rows", "detectors", "e2e_tps", "detector_tps", "sink_tps", "baseline_tps", "ratio_vs_baseline"
+        "rows", "detectors", "sinks", "brokers", "replication_factor",
+        "e2e_tps", "detector_tps", "sink_tps", "baseline_tps", "ratio_vs_baseline"
     }  # fmt: skip
     assert all(value > 0 for value in [*result.values(), *latency.values()])
     assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]

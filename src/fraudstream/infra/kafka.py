@@ -1,4 +1,5 @@
-"""A single-node Apache Kafka broker in KRaft mode, run with ``java`` from jars resolved on Maven Central."""
+"""Local Apache Kafka in KRaft mode, run with ``java`` from jars resolved on Maven Central: one node, or a
+cluster of nodes that are each broker and controller (every node a voter of the controller quorum)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fraudstream.infra.process import InfraError, port_in_use, read_pid, spawn, terminate, wait_until
+from fraudstream.infra.process import (
+    InfraError,
+    kill,
+    port_in_use,
+    read_pid,
+    spawn,
+    terminate,
+    terminate_all,
+    wait_until,
+)
 from fraudstream.infra.secrets import kafka_scram_credential, write_private
 
 logger = logging.getLogger(__name__)
@@ -19,6 +29,8 @@ logger = logging.getLogger(__name__)
 POM = Path(__file__).with_name("kafka-pom.xml")
 LOG4J_CONFIG = Path(__file__).with_name("kafka-log4j2.properties")
 HEAP = "-Xms256m -Xmx768m"
+# Each node of a cluster: three JVMs share a small machine, and the page cache holds the logs anyway.
+CLUSTER_HEAP = "-Xms192m -Xmx512m"
 # What Kafka's own bin/kafka-run-class.sh passes (KAFKA_JVM_PERFORMANCE_OPTS): short G1 pauses.
 JVM_PERFORMANCE = (
     "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 "
@@ -48,13 +60,21 @@ class BrokerSecurity:
 
 @dataclass(frozen=True)
 class KafkaServer:
-    """Where one local broker keeps its jars and data, and the ports it listens on."""
+    """Where one local node keeps its jars and data, and the ports it listens on.
+
+    ``voters`` is the controller quorum (``id@host:port,...``; unset: this node alone), ``cluster_id``
+    the id its storage is formatted with (unset: a new one): the nodes of a cluster share both.
+    """
 
     cache_dir: Path
     data_dir: Path
     port: int = 9092
     host: str = "127.0.0.1"
     security: BrokerSecurity | None = None
+    node_id: int = 1
+    voters: str | None = None
+    cluster_id: str | None = None
+    heap: str = HEAP
 
     @property
     def controller_port(self) -> int:
@@ -102,10 +122,22 @@ class KafkaServer:
             )
         stamp.write_text(digest)
 
+    @property
+    def quorum(self) -> str:
+        return self.voters or f"{self.node_id}@{self.host}:{self.controller_port}"
+
     def start(self, timeout: float = 90.0) -> None:
-        """Start the broker in the background (idempotent) and wait until it accepts connections."""
+        """Start the node in the background (idempotent) and wait until it accepts connections."""
+        self.launch()
+        self.wait_accepting(timeout)
+
+    def wait_accepting(self, timeout: float = 90.0) -> None:
+        wait_until(self._accepting, timeout, f"Kafka node {self.node_id}", self.log_file)
+
+    def launch(self) -> None:
+        """Start the node in the background if it is not running; do not wait for it: the nodes of a
+        cluster elect their controller only once a majority of them runs."""
         if self.pid() is not None:
-            wait_until(self._accepting, timeout, "Kafka", self.log_file)
             return
         java = _require("java", "install a Java 17+ runtime (Debian package 'openjdk-17-jre-headless')")
         for port in (self.port, self.controller_port):
@@ -114,18 +146,26 @@ class KafkaServer:
         self.ensure_jars()
         config = self._write_config()
         self._format_storage(java, config)
-        command = [java, *HEAP.split(), *JVM_PERFORMANCE.split(),
+        command = [java, *self.heap.split(), *JVM_PERFORMANCE.split(),
                    f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", f"-Dkafka.logs.dir={self.data_dir / 'logs'}",
                    "-cp", self._classpath(), "kafka.Kafka", str(config)]  # fmt: skip
-        logger.info("starting Kafka on %s", self.bootstrap_servers)
+        logger.info("starting Kafka node %s on %s", self.node_id, self.bootstrap_servers)
         spawn(command, self.log_file, self.pid_file)
-        wait_until(self._accepting, timeout, "Kafka", self.log_file)
 
     def stop(self) -> None:
+        """A controlled shutdown (SIGTERM): leadership moves to the other nodes first."""
         pid = self.pid()
         if pid is not None:
-            logger.info("stopping Kafka (pid %s)", pid)
+            logger.info("stopping Kafka node %s (pid %s)", self.node_id, pid)
             terminate(pid, timeout=60)
+        self.pid_file.unlink(missing_ok=True)
+
+    def kill(self) -> None:
+        """kill -9: the node gets no chance to hand over its leaderships or flush its logs."""
+        pid = self.pid()
+        if pid is not None:
+            logger.info("killing Kafka node %s (pid %s)", self.node_id, pid)
+            kill(pid)
         self.pid_file.unlink(missing_ok=True)
 
     def _accepting(self) -> bool:
@@ -139,8 +179,8 @@ class KafkaServer:
         config = self.data_dir / "server.properties"
         settings = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": self.quorum,
             "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -149,13 +189,10 @@ class KafkaServer:
             "log.dirs": str((self.data_dir / "kraft-logs").resolve()),
             "auto.create.topics.enable": "false",
             "num.partitions": "3",
-            "offsets.topic.replication.factor": "1",
+            # Few partitions for Kafka's own topics (50 by default): a local start creates them fast.
             "offsets.topic.num.partitions": "3",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
             "transaction.state.log.num.partitions": "3",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            **internal_topics(len(self.quorum.split(","))),
             "group.initial.rebalance.delay.ms": "0",
             "message.max.bytes": "1048576",
         }
@@ -213,7 +250,7 @@ class KafkaServer:
                     "use another FRAUDSTREAM_DATA_DIR (or `make clean` to start afresh)"
                 )
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # may start with "-"
+        cluster_id = self.cluster_id or new_cluster_id()
         scram = []
         if self.security is not None:
             credential = kafka_scram_credential(self.security.admin_user, self.security.admin_password)
@@ -227,6 +264,103 @@ class KafkaServer:
         if result.returncode != 0:
             raise InfraError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
         mode_file.write_text(mode + "\n")
+
+
+@dataclass(frozen=True)
+class KafkaCluster:
+    """The local Kafka: its nodes (one, or a cluster), started and stopped together."""
+
+    nodes: tuple[KafkaServer, ...]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    @property
+    def log_files(self) -> list[Path]:
+        return [node.log_file for node in self.nodes]
+
+    def node(self, node_id: int) -> KafkaServer:
+        return next(node for node in self.nodes if node.node_id == node_id)
+
+    def start(self, timeout: float = 90.0) -> None:
+        """Launch every node, then wait until each accepts connections (idempotent)."""
+        for node in self.nodes:
+            node.launch()
+        for node in self.nodes:
+            node.wait_accepting(timeout)
+
+    def stop(self) -> None:
+        """Every node at once: stopped one after the other, the last would wait for a controller
+        majority that is gone (a minute each) before giving up its controlled shutdown."""
+        stop_nodes([node.pid_file for node in self.nodes])
+
+
+def stop_nodes(pid_files: list[Path]) -> None:
+    """Stop the nodes these pid files name, all at once, and remove the files."""
+    pids = [pid for pid in map(read_pid, pid_files) if pid is not None]
+    if pids:
+        logger.info("stopping Kafka (pids %s)", pids)
+        terminate_all(pids, timeout=60)
+    for pid_file in pid_files:
+        pid_file.unlink(missing_ok=True)
+
+
+def stop_every_node(root: Path) -> None:
+    """Every local node under ``root``, one broker's or a cluster's: `down` stops whichever ran there."""
+    stop_nodes([root / "kafka.pid", *sorted(root.glob("broker-*/kafka.pid"))])
+
+
+def local_cluster(
+    cache_dir: Path, root: Path, addresses: list[tuple[str, int]], security: BrokerSecurity | None = None
+) -> KafkaCluster:
+    """The local Kafka listening on ``addresses`` (host, port), data under ``root``.
+
+    One address: one node whose data is ``root`` itself. More: node ``i`` (from 1) in ``root/broker-i``,
+    each also a controller on its port + 1, every node a voter, one cluster id kept in ``root``.
+    """
+    if len(addresses) == 1:
+        host, port = addresses[0]
+        return KafkaCluster((KafkaServer(cache_dir, root, port, host, security),))
+    voters = ",".join(f"{i}@{host}:{port + 1}" for i, (host, port) in enumerate(addresses, start=1))
+    cluster_id = _cluster_id(root)
+    return KafkaCluster(
+        tuple(
+            KafkaServer(
+                cache_dir, root / f"broker-{i}", port, host, security, i, voters, cluster_id, CLUSTER_HEAP
+            )
+            for i, (host, port) in enumerate(addresses, start=1)
+        )
+    )
+
+
+def internal_topics(nodes: int) -> dict[str, str]:
+    """Kafka's own topics (group offsets, transaction state, share groups) replicated like the data:
+    on three nodes or more, three copies of which two must be in sync to accept a write."""
+    replicas = str(min(nodes, 3))
+    in_sync = str(min(nodes, 2))
+    return {
+        "offsets.topic.replication.factor": replicas,
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": in_sync,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": in_sync,
+        "default.replication.factor": replicas,
+        "min.insync.replicas": in_sync,
+    }
+
+
+def new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")  # may start with "-"
+
+
+def _cluster_id(root: Path) -> str:
+    """The cluster's id, made on its first start and kept in ``root``: every node is formatted with it."""
+    path = root / "cluster-id"
+    if not path.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        path.write_text(new_cluster_id() + "\n")
+    return path.read_text().strip()
 
 
 def _require(program: str, hint: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -85,19 +86,31 @@ def spawn(command: Sequence[str], log_file: Path, pid_file: Path, env: dict[str,
 
 def terminate(pid: int, timeout: float = 30.0) -> None:
     """SIGTERM, then SIGKILL after ``timeout`` seconds."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    terminate_all([pid], timeout)
+
+
+def terminate_all(pids: list[int], timeout: float = 30.0) -> None:
+    """SIGTERM to every process at once, then SIGKILL to those still running after ``timeout`` seconds."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
         time.sleep(0.1)
+    for pid in pids:
+        if _alive(pid):
+            kill(pid)
+
+
+def kill(pid: int, timeout: float = 30.0) -> None:
+    """SIGKILL, and wait until the process is gone (reaped, if it is a child of this one)."""
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:

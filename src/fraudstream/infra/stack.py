@@ -10,22 +10,27 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
-from fraudstream.infra.kafka import KafkaServer
+from fraudstream.infra.kafka import KafkaCluster, local_cluster, stop_every_node
 from fraudstream.infra.kafka_access import ensure_access
 from fraudstream.infra.migrations import migrate
 from fraudstream.infra.mlflow import MlflowServer
 from fraudstream.infra.postgres import PostgresServer
+from fraudstream.infra.process import InfraError, wait_until
 from fraudstream.infra.security import PG_OWNER_SECRET, LocalSecurity
 from fraudstream.infra.topics import ensure_topics
+from fraudstream.pipeline import kafka
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LocalStack:
-    kafka: KafkaServer
+    kafka: KafkaCluster
     postgres: PostgresServer
     settings: Settings
     security: LocalSecurity | None = None
@@ -38,12 +43,10 @@ class LocalStack:
         if secure:
             security = LocalSecurity(settings.data_dir)
             security.prepare()
-        host, _, port = settings.kafka_bootstrap_servers.split(",")[0].rpartition(":")
-        kafka = KafkaServer(
-            cache_dir=settings.cache_dir,
-            data_dir=settings.data_dir / "kafka",
-            port=int(port),
-            host=_loopback(host),
+        kafka = local_cluster(
+            settings.cache_dir,
+            settings.data_dir / "kafka",
+            _node_addresses(settings),
             security=None if security is None else security.broker(),
         )
         owner_password = (
@@ -79,6 +82,8 @@ class LocalStack:
         asyncio.run(migrate(settings.pg_dsn, reader=settings.pg_reader, writer=settings.pg_writer))
         step("Kafka: resolving jars and starting")
         self.kafka.start()
+        step(f"Kafka: waiting for its {len(self.kafka.nodes)} broker(s) to register")
+        wait_for_brokers(settings, len(self.kafka.nodes), self.kafka.log_files)
         if self.security is not None:
             step("Kafka: creating the services' principals and ACLs")
             ensure_access(settings, self.security.kafka_passwords())
@@ -91,7 +96,7 @@ class LocalStack:
     def down(self) -> None:
         if self.mlflow is not None:
             self.mlflow.stop()
-        self.kafka.stop()
+        stop_every_node(self.settings.data_dir / "kafka")
         self.postgres.stop()
 
 
@@ -106,6 +111,34 @@ def local_mlflow(settings: Settings) -> MlflowServer | None:
         pg_dsn=settings.pg_dsn,
         port=settings.mlflow_port,
     )
+
+
+def wait_for_brokers(settings: Settings, count: int, log_files: list[Path], timeout: float = 90.0) -> None:
+    """Until the cluster's metadata lists ``count`` brokers: a topic replicated three times can be
+    created only once three brokers have registered with the controller."""
+
+    def registered() -> bool:
+        try:
+            return len(kafka.admin(settings).list_topics(timeout=5).brokers) >= count
+        except KafkaException:
+            return False
+
+    wait_until(registered, timeout, f"{count} Kafka brokers", *log_files)
+
+
+def _node_addresses(settings: Settings) -> list[tuple[str, int]]:
+    """(host, port) of each local node: the first ``kafka_brokers`` bootstrap addresses."""
+    addresses = settings.kafka_bootstrap_servers.split(",")
+    if len(addresses) < settings.kafka_brokers:
+        raise InfraError(
+            f"FRAUDSTREAM_KAFKA_BROKERS is {settings.kafka_brokers} but "
+            f"FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS lists {len(addresses)} address(es): list one, or them all"
+        )
+    nodes = []
+    for address in addresses[: settings.kafka_brokers]:
+        host, _, port = address.strip().rpartition(":")
+        nodes.append((_loopback(host), int(port)))
+    return nodes
 
 
 def _loopback(host: str) -> str:

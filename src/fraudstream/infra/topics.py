@@ -28,9 +28,15 @@ RULES_HISTORY_MS = 365 * 24 * 3600 * 1000
 
 
 def topic_specs(settings: Settings) -> list[TopicSpec]:
-    data = {"retention.ms": str(settings.topic_retention_ms), "cleanup.policy": "delete"}
-    changelog = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "600000"}
-    rules = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(RULES_HISTORY_MS)}
+    durability = {"min.insync.replicas": str(min_insync_replicas(settings))}
+    data = {"retention.ms": str(settings.topic_retention_ms), "cleanup.policy": "delete", **durability}
+    changelog = {
+        "cleanup.policy": "compact",
+        "min.compaction.lag.ms": "0",
+        "segment.ms": "600000",
+        **durability,
+    }
+    rules = {"cleanup.policy": "compact", "min.compaction.lag.ms": str(RULES_HISTORY_MS), **durability}
     n = settings.topic_partitions
     return [
         TopicSpec(settings.topic_transactions, n, data),
@@ -42,6 +48,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic_state, n, changelog),
         TopicSpec(settings.topic_rules, 1, rules),
     ]
+
+
+def min_insync_replicas(settings: Settings) -> int:
+    """Replicas that must have a write before it is acknowledged (producers use acks=all): two when
+    there are copies to spare, so one broker can be lost without losing a write or refusing one."""
+    return min(settings.topic_replication_factor, 2)
 
 
 def ensure_topics(settings: Settings, timeout: float = 30.0) -> list[str]:

@@ -6,7 +6,8 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
 - detector alone: detector processes start and settle in their group, N transactions are produced as
   fast as possible, and the detectors are timed from the end of production to their last committed
   batch (start-up, rebalances and the producer's CPU excluded);
-- sink alone: the same on the detector stage's score messages, up to committed rows;
+- sink alone: the same on the detector stage's score messages, up to committed rows; those are held
+  back from the sinks (``_Gate``) until their group has settled;
 - end to end: services running, N transactions (generated beforehand) produced as fast as possible,
   timed from the first produce call (the producer's preparation included) until the last row is
   committed in PostgreSQL;
@@ -14,6 +15,11 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
   from its Kafka timestamp;
 - baseline: the seed's detector in this process (one message, one DataFrame, predict twice, flush
   each) over the first messages of the same input.
+
+Each stage runs ``BenchPlan.detectors`` detector and ``BenchPlan.sinks`` sink processes against the
+local Kafka of ``settings.kafka_brokers`` nodes (`--brokers 3`: topics replicated three times, two
+in sync, so every acknowledged write has crossed to a second broker: the replication's cost is in
+every figure).
 
 With rules (``BenchPlan.rules``, from ``--rules FILE``), every stage's rules topic holds them before its
 services start, so its detectors apply them to every batch.
@@ -33,7 +39,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pandas as pd
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import coerce
@@ -60,6 +66,7 @@ class BenchPlan:
     warm_up_seconds: float = 5.0
     baseline_rows: int = 2000
     detectors: int = 1
+    sinks: int = 1
     timeout_s: float = 600.0
     rules: tuple[Rule, ...] = ()  # published to each stage's rules topic
 
@@ -78,6 +85,9 @@ def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
     return {
         "rows": plan.rows,
         "detectors": plan.detectors,
+        "sinks": plan.sinks,
+        "brokers": settings.kafka_brokers,
+        "replication_factor": settings.topic_replication_factor,
         "rules": sum(rule.enabled for rule in plan.rules),
         "e2e_tps": round(e2e_tps, 1),
         "detector_tps": round(detector_tps, 1),
@@ -130,11 +140,13 @@ class _Bench:
     def stages_alone(self) -> tuple[float, float]:
         stage = self.stage("alone")
         frame = transactions(self.plan.rows, seed=1)
+        gate = _Gate(stage, stage.topic_scoring, self.plan.timeout_s)
         with self.services(stage, "detector"):
             self.say(f"detector alone: {self.plan.rows:,} transactions into the settled group")
             self.produce(stage, frame)
             detector_tps = self.drain(stage.detector_group, stage.topic_transactions, "detector")
         with self.services(stage, "sink"):
+            gate.open()
             sink_tps = self.drain(stage.sink_group, stage.topic_scoring, "sink")
         return detector_tps, sink_tps * self.plan.rows / self.end_offset(stage.topic_scoring)
 
@@ -203,7 +215,7 @@ class _Bench:
     def services(self, stage: Settings, *names: str) -> Iterator[list[ServiceProcess]]:
         running = []
         for name in names:
-            copies = self.plan.detectors if name == "detector" else 1
+            copies = {"detector": self.plan.detectors, "sink": self.plan.sinks}[name]
             for index in range(copies):
                 args = ("--instance", f"bench-{self.run_id}-{index}") if name == "detector" else ()
                 running.append(ServiceProcess(name, stage, *args))
@@ -278,6 +290,41 @@ class _Bench:
         asyncio.run(_delete_rows(self.settings, self.transaction_ids))
         for client in [self.reader, *self.members.values()]:
             client.close()
+
+
+class _Gate:
+    """Holds back what is written to ``topic`` from its read_committed readers until ``open()``, so the
+    sinks settle in their group before the backlog appears to all of them at once (else the first sink
+    to start drains it alone while the others join).
+
+    An open transaction with one message in each partition keeps every partition's last stable offset
+    before the backlog; ``open()`` aborts it, and its messages are never delivered.
+    """
+
+    def __init__(self, settings: Settings, topic: str, timeout_s: float) -> None:
+        self.settings, self.topic = settings, topic
+        self.offsets: dict[int, int] = {}
+        config = {"transactional.id": f"{topic}-gate", "transaction.timeout.ms": int(timeout_s * 1000)}
+        self._producer = Producer(kafka.producer_config(settings, **config))
+        self._producer.init_transactions(30)
+        self._producer.begin_transaction()
+        for partition in range(settings.topic_partitions):
+            self._producer.produce(topic, b"", partition=partition, on_delivery=self._delivered)
+        self._producer.flush(30)
+
+    def open(self) -> None:
+        """Abort the transaction, and return once every partition's last stable offset is past it."""
+        self._producer.abort_transaction(30)
+        with kafka.consumer(self.settings, f"{self.topic}-gate") as reader:
+            wait_until(lambda: self._released(reader), 30, f"the score messages of {self.topic}")
+
+    def _released(self, reader: Consumer) -> bool:
+        ends = kafka.end_offsets(reader, self.topic, 10)  # a read_committed consumer's: last stable offsets
+        return all(ends[partition] > offset for partition, offset in self.offsets.items())
+
+    def _delivered(self, error: object, message: Message) -> None:
+        if error is None:
+            self.offsets[message.partition()] = message.offset()
 
 
 def _settled(services: list[ServiceProcess], partitions: int) -> bool:

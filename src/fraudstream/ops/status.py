@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import TopicMetadata
 
 from fraudstream.config import Settings
 from fraudstream.infra.topics import topic_specs
@@ -64,28 +65,65 @@ def model_warnings(detector: dict[str, Any]) -> list[str]:
 
 
 def kafka_status(settings: Settings, timeout: float) -> dict[str, Any]:
-    """Brokers, the project's topics (healthy when each has its partitions) and the groups' lag."""
+    """Brokers, the project's topics with each partition's leader and in-sync replicas, and the groups'
+    lag. Healthy when every expected broker is up and every topic has its partitions, each with a
+    leader and all of its replicas in sync (an under-replicated partition is one broker from refusing
+    writes, with ``min.insync.replicas`` 2 of 3)."""
     try:
         metadata = kafka.admin(settings).list_topics(timeout=timeout)
     except KafkaException as error:
         return {"healthy": False, "bootstrap": settings.kafka_bootstrap_servers, "error": str(error)}
-    topics = {}
-    for spec in topic_specs(settings):
-        found = metadata.topics.get(spec.name)
-        partitions = len(found.partitions) if found is not None and found.error is None else 0
-        topics[spec.name] = {"partitions": partitions, "ok": partitions == spec.partitions}
+    topics = {
+        spec.name: topic_status(metadata.topics.get(spec.name), spec.partitions)
+        for spec in topic_specs(settings)
+    }
     groups = {
         settings.detector_group: settings.topic_transactions,
         settings.sink_group: settings.topic_scoring,
     }
     lag = {group: kafka.group_lag(settings, group, topic, timeout) for group, topic in groups.items()}
+    brokers = [
+        {
+            "id": broker.id,
+            "address": f"{broker.host}:{broker.port}",
+            "controller": broker.id == metadata.controller_id,
+        }
+        for broker in sorted(metadata.brokers.values(), key=lambda broker: broker.id)
+    ]
+    under_replicated = [
+        f"{name}[{partition}]"
+        for name, topic in topics.items()
+        for partition, state in topic["leaders"].items()
+        if not state["in_sync"]
+    ]
     return {
-        "healthy": all(topic["ok"] for topic in topics.values()),
+        "healthy": len(brokers) >= settings.kafka_brokers
+        and not under_replicated
+        and all(topic["ok"] for topic in topics.values()),
         "bootstrap": settings.kafka_bootstrap_servers,
-        "brokers": len(metadata.brokers),
+        "brokers": brokers,
+        "expected_brokers": settings.kafka_brokers,
+        "under_replicated": under_replicated,
         "topics": topics,
         "consumer_lag": lag,
     }
+
+
+def topic_status(found: TopicMetadata | None, expected: int) -> dict[str, Any]:
+    """A topic's partitions, each with its leader (-1: none), replicas and in-sync replicas; ``ok``
+    when it has the expected partitions, every one led and fully in sync."""
+    partitions = {} if found is None or found.error is not None else found.partitions
+    leaders = {
+        str(number): {
+            "leader": partition.leader,
+            "replicas": list(partition.replicas),
+            "isr": list(partition.isrs),
+            "in_sync": partition.leader >= 0 and set(partition.isrs) >= set(partition.replicas),
+        }
+        for number, partition in sorted(partitions.items())
+    }
+    ok = len(leaders) == expected and all(state["in_sync"] for state in leaders.values())
+    return {"partitions": len(leaders), "ok": ok, "leaders": leaders}
 
 
 async def postgres_status(settings: Settings, timeout: float) -> dict[str, Any]:

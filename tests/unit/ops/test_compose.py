@@ -16,7 +16,8 @@ from pydantic import SecretStr
 
 from fraudstream.cli import app
 from fraudstream.config import DEFAULT_MODEL_PATH, PACKAGE_DIR, Settings
-from fraudstream.infra.topics import topic_specs
+from fraudstream.infra.kafka import internal_topics
+from fraudstream.infra.topics import min_insync_replicas, topic_specs
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
@@ -26,6 +27,12 @@ REFERENCE_ONLY = re.compile(r"^\$\{\w+(?::?[-?][^}]*)?\}$")
 SECRET_NAME = re.compile(r"USER|PASSWORD|SECRET|SASL")
 SECRETS_DIR = "/run/secrets/"
 COMPONENTS = ("topics", "migrate", "detector", "sink", "ui")
+# The settings of the `cluster` profile, as .env.example's comment gives them.
+CLUSTER_ENV = {
+    "FRAUDSTREAM_KAFKA_BROKERS": "3",
+    "FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS": "kafka-1:19092,kafka-2:19092,kafka-3:19092",
+    "FRAUDSTREAM_TOPIC_REPLICATION_FACTOR": "3",
+}
 
 
 def content_lines(path: Path) -> list[str]:
@@ -135,22 +142,27 @@ def test_each_component_runs_as_a_fraudstream_subcommand(project_services: dict[
 def test_fraudstream_variables_are_settings_fields(dotenv: dict[str, str]) -> None:
     fields = {f"FRAUDSTREAM_{name.upper()}" for name in Settings.model_fields}
     files = {f"{field}_FILE" for field in fields if field.endswith("_PASSWORD")}
-    used = set(re.findall(r"\bFRAUDSTREAM_\w+", COMPOSE_FILE.read_text())) | set(dotenv)
+    used = set(re.findall(r"\bFRAUDSTREAM_\w+", COMPOSE_FILE.read_text()))
+    used |= {name for name in dotenv if name.startswith("FRAUDSTREAM_")}
     assert used - fields - files == set()
 
 
 def test_project_services_reach_kafka_and_postgres_inside_the_network(
-    services: dict[str, dict], project_services: dict[str, dict]
+    services: dict[str, dict], project_services: dict[str, dict], dotenv: dict[str, str]
 ) -> None:
     kafka = services["kafka"]
     internal = advertised_listeners(kafka)[kafka["environment"]["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+    assert dotenv["FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS"] == internal
     for name, service in project_services.items():
         environment = service["environment"]
-        assert environment["FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS"] == internal, name
+        assert interpolate(environment["FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS"], dotenv) == internal, name
         assert services[environment["FRAUDSTREAM_PG_HOST"]]["image"].startswith("postgres:16"), name
         for setting in ("FRAUDSTREAM_PG_USER", "FRAUDSTREAM_PG_DATABASE"):
             assert setting in environment, (name, setting)
-    assert services["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == internal
+    assert (
+        interpolate(services["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"], dotenv)
+        == internal
+    )
 
 
 def test_host_clients_reach_kafka_with_the_default_bootstrap_servers(
@@ -160,6 +172,54 @@ def test_host_clients_reach_kafka_with_the_default_bootstrap_servers(
     assert advertised_listeners(kafka)["HOST"] == defaults.kafka_bootstrap_servers
     port = defaults.kafka_bootstrap_servers.rpartition(":")[2]
     assert f"{port}:{port}" in kafka["ports"]
+
+
+def kafka_settings(kafka: dict) -> dict[str, str]:
+    """A broker's server properties its KAFKA_* variables set (the image's own convention)."""
+    return {
+        name.removeprefix("KAFKA_").lower().replace("_", "."): str(value)
+        for name, value in kafka["environment"].items()
+        if name.startswith("KAFKA_")
+    }
+
+
+def test_the_single_broker_replicates_kafkas_own_topics_as_local_mode_does(services: dict[str, dict]) -> None:
+    kafka = services["kafka"]
+    assert kafka["profiles"] == ["single"]
+    assert internal_topics(1).items() <= kafka_settings(kafka).items()
+
+
+def test_the_cluster_profile_is_the_local_three_broker_cluster(
+    services: dict[str, dict], dotenv: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three voters, each broker and controller with its own id, volume and host port; Kafka's own topics
+    and the project's replicated as local mode replicates them; .env.example says how to switch."""
+    nodes = [services[f"kafka-{n}"] for n in (1, 2, 3)]
+    comment = (ROOT / ".env.example").read_text()
+    for name, value in CLUSTER_ENV.items():
+        assert f"{name}={value}" in comment, name
+    assert "COMPOSE_PROFILES=cluster" in comment and dotenv["COMPOSE_PROFILES"] == "single"
+    voters = ",".join(f"{n}@kafka-{n}:9093" for n in (1, 2, 3))
+    clients = [advertised_listeners(node) for node in nodes]
+    assert (
+        ",".join(listeners["INTERNAL"] for listeners in clients)
+        == CLUSTER_ENV["FRAUDSTREAM_KAFKA_BOOTSTRAP_SERVERS"]
+    )
+    with monkeypatch.context() as patch:
+        clear_settings_environment(patch)
+        host = Settings(kafka_brokers=3)
+        patch.setattr(os, "environ", {**os.environ, **CLUSTER_ENV})
+        inside = Settings()
+    assert ",".join(listeners["HOST"] for listeners in clients) == host.kafka_bootstrap_servers
+    assert (inside.topic_replication_factor, min_insync_replicas(inside)) == (3, 2)
+    for number, node in enumerate(nodes, start=1):
+        properties = kafka_settings(node)
+        assert node["profiles"] == ["cluster"]
+        assert (properties["node.id"], properties["controller.quorum.voters"]) == (str(number), voters)
+        assert internal_topics(3).items() <= properties.items()
+        port = clients[number - 1]["HOST"].rpartition(":")[2]
+        assert node["ports"] == [f"{port}:9092"]
+        assert node["volumes"] == [f"kafkadata{number}:/var/lib/kafka/data"]
 
 
 def _revealed(user: str, password: SecretStr) -> tuple[str, str]:
