@@ -130,7 +130,12 @@ def migrate() -> None:
 
     settings = Settings()
     applied = asyncio.run(
-        apply_migrations(settings.pg_dsn, reader=settings.pg_reader, writer=settings.pg_writer)
+        apply_migrations(
+            settings.pg_dsn,
+            reader=settings.pg_reader,
+            writer=settings.pg_writer,
+            retention_days=settings.retention_days,
+        )
     )
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
 
