@@ -62,6 +62,8 @@ async def migrate(
                 await connection.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
             logger.info("applied migration %s", version)
             applied.append(version)
+        if retention_days is not None:
+            await connection.execute("UPDATE fraud_scores_policy SET retention_days = $1", retention_days)
         if reader is not None:
             user, password = reader
             await ensure_reader(connection, user, password.get_secret_value())
