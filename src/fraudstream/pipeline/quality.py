@@ -70,6 +70,7 @@ WHERE NOT EXISTS (SELECT 1 FROM fraud_scores s WHERE s.transaction_id = l.transa
 """
 COUNTS = ["transactions", "alerts", "reviewed", "confirmed", "labelled", "labelled_frauds", "top_k_frauds"]
 REFRESH_S = 60.0
+DEFAULT_DAYS = 14  # the quality page's window, ending today
 
 
 @dataclass(frozen=True)
