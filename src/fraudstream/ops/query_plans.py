@@ -120,7 +120,9 @@ async def _page_functions(connection: asyncpg.Connection, budget: int) -> list[t
         (
             "quality",
             "load_quality",
-            lambda c: quality.load_quality(c, today - timedelta(days=quality.DEFAULT_DAYS - 1), today, budget),
+            lambda c: quality.load_quality(
+                c, today - timedelta(days=quality.DEFAULT_DAYS - 1), today, budget
+            ),
         ),
     ]
 

@@ -40,7 +40,8 @@ WITH drawn AS (
 ),
 scored AS (
     SELECT *, CASE WHEN flagged THEN 0.5 + 0.5 * u ELSE 0.5 * power(u, 6) END AS score,
-           CASE WHEN flagged AND u > 0.8 THEN 'block' WHEN u > 0.999 THEN 'review' ELSE 'allow' END AS decision
+           CASE WHEN flagged AND u > 0.8 THEN 'block' WHEN u > 0.999 THEN 'review' ELSE 'allow' END
+               AS decision
     FROM drawn
 )
 INSERT INTO fraud_scores (transaction_id, scored_at, score, fraud_flag, model_version, reasons, transaction,

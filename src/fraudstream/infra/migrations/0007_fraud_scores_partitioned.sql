@@ -71,12 +71,52 @@ BEGIN
     FOR partition IN SELECT name FROM fraud_scores_partitions WHERE expired ORDER BY day LOOP
         BEGIN
             EXECUTE format('DROP TABLE public.%I', partition);
+            DELETE FROM fraud_scores_daily WHERE day = to_date(substr(partition, 15), 'YYYYMMDD');
             dropped := dropped + 1;
         EXCEPTION WHEN lock_not_available THEN
             RAISE WARNING 'partition % not dropped: the table is busy; retried at the next run', partition;
         END;
     END LOOP;
     RETURN NEXT;
+END $$;
+
+-- The rows of each day (UTC) by their kind, kept by triggers on every write: the results page's totals
+-- read a few rows here instead of counting months of scores. The sink's INSERT ... ON CONFLICT DO NOTHING
+-- counts only the rows it inserted (a redelivery adds nothing); a dropped partition's day is deleted
+-- with it (fraud_scores_maintain).
+CREATE TABLE IF NOT EXISTS fraud_scores_daily (
+    day DATE PRIMARY KEY,
+    scored BIGINT NOT NULL,
+    flagged BIGINT NOT NULL,
+    blocked BIGINT NOT NULL
+);
+
+CREATE OR REPLACE FUNCTION fraud_scores_tally() RETURNS TRIGGER
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        DELETE FROM fraud_scores_daily;
+        RETURN NULL;
+    END IF;
+    -- In the order of the days, so that two writers lock the days' rows in the same order.
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO fraud_scores_daily AS d (day, scored, flagged, blocked)
+            SELECT (scored_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE fraud_flag = 1),
+                   count(*) FILTER (WHERE decision = 'block')
+            FROM new_rows GROUP BY 1 ORDER BY 1
+        ON CONFLICT (day) DO UPDATE SET scored = d.scored + excluded.scored,
+            flagged = d.flagged + excluded.flagged, blocked = d.blocked + excluded.blocked;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        UPDATE fraud_scores_daily AS d SET scored = d.scored - o.scored, flagged = d.flagged - o.flagged,
+                                           blocked = d.blocked - o.blocked
+        FROM (SELECT (scored_at AT TIME ZONE 'UTC')::date AS day, count(*) AS scored,
+                     count(*) FILTER (WHERE fraud_flag = 1) AS flagged,
+                     count(*) FILTER (WHERE decision = 'block') AS blocked
+              FROM old_rows GROUP BY 1) AS o
+        WHERE d.day = o.day;
+    END IF;
+    RETURN NULL;
 END $$;
 
 REVOKE ALL ON FUNCTION fraud_scores_add_partitions(TIMESTAMPTZ[]) FROM PUBLIC;
@@ -123,7 +163,20 @@ BEGIN
         FROM fraud_scores_unpartitioned;
     DROP TABLE fraud_scores_unpartitioned;
     ALTER TABLE fraud_scores ADD PRIMARY KEY (transaction_id, scored_at);
+    INSERT INTO fraud_scores_daily (day, scored, flagged, blocked)
+        SELECT (scored_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE fraud_flag = 1),
+               count(*) FILTER (WHERE decision = 'block')
+        FROM fraud_scores GROUP BY 1;
 END $$;
+
+CREATE OR REPLACE TRIGGER fraud_scores_tally_insert AFTER INSERT ON fraud_scores
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_tally();
+CREATE OR REPLACE TRIGGER fraud_scores_tally_update AFTER UPDATE ON fraud_scores
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_tally();
+CREATE OR REPLACE TRIGGER fraud_scores_tally_delete AFTER DELETE ON fraud_scores
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_tally();
+CREATE OR REPLACE TRIGGER fraud_scores_tally_truncate AFTER TRUNCATE ON fraud_scores
+    FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_tally();
 
 -- fraud_scores' partitions: name, day, and whether retention drops it (older than retention_days
 -- before today, UTC).
