@@ -33,6 +33,14 @@ SELECT transaction_id, score, fraud_flag, scored_at, model_version, reasons, tra
 FROM fraud_scores ORDER BY transaction_id
 """
 JOINED = "SELECT transaction_id, label, score FROM current_labels JOIN fraud_scores USING (transaction_id)"
+# The daily tally the triggers keep, and the same figures counted.
+TALLY = "SELECT day, scored, flagged, blocked FROM fraud_scores_daily WHERE scored > 0 ORDER BY day"
+COUNTED = """
+SELECT (scored_at AT TIME ZONE 'UTC')::date AS day, count(*) AS scored,
+       count(*) FILTER (WHERE fraud_flag = 1) AS flagged,
+       count(*) FILTER (WHERE decision = 'block') AS blocked
+FROM fraud_scores GROUP BY 1 ORDER BY 1
+"""
 # A filled table of the old layout: 3,000 rows over 40 days, 1 in 50 flagged with its input, some rules
 # and shadow scores, and a label on every 10th row.
 FILL = """
@@ -102,6 +110,7 @@ def test_the_migration_keeps_every_row_and_value_of_a_filled_table_and_its_label
             )
             await connection.execute(next(p for p in migration_files() if p.stem == PARTITIONED).read_text())
             seen["run again"] = await connection.fetch(ROWS)
+            seen["tally"], seen["counted"] = await connection.fetch(TALLY), await connection.fetch(COUNTED)
             seen["days"] = {
                 row["day"] for row in await connection.fetch("SELECT day FROM fraud_scores_partitions")
             }
@@ -118,6 +127,7 @@ def test_the_migration_keeps_every_row_and_value_of_a_filled_table_and_its_label
     assert len(seen["joined before"]) == 300
     assert sorted(seen["joined after"]) == sorted(seen["joined before"])
     assert seen["run again"] == seen["after"]  # the migration's SQL run a second time changes nothing
+    assert seen["tally"] == seen["counted"] and len(seen["tally"]) == 40
     today = datetime.now(UTC).date()
     assert seen["days"] >= {today + timedelta(days=n) for n in range(-39, 8)}
 
@@ -146,6 +156,7 @@ def test_retention_drops_old_days_keeps_their_labels_and_creates_days_ahead(data
                 "SELECT l.transaction_id, s.score FROM current_labels l"
                 " LEFT JOIN fraud_scores s USING (transaction_id) ORDER BY s.score NULLS FIRST"
             )
+            assert await pool.fetch(TALLY) == await pool.fetch(COUNTED)  # the dropped days' tally went
             async with pool.acquire() as connection:
                 return (
                     days,
@@ -236,6 +247,7 @@ def test_a_redelivered_batch_is_stored_once(stack_settings: Settings):
         _sink_reads_everything(settings.model_copy(update={"sink_group": f"{settings.sink_group}-{group}"}))
 
     rows = asyncio.run(_stored(settings, [str(message.transaction_id) for message in messages]))
+    assert _tally(settings) == _counted(settings)  # the redelivery counted nothing
     to_ms = {str(m.transaction_id): s.replace(microsecond=s.microsecond // 1000 * 1000) for m, s in stamped}
     assert sorted(rows) == sorted(to_ms.items())
 
@@ -272,6 +284,22 @@ async def _stored(settings: Settings, ids: list[str]) -> list[tuple[str, datetim
     finally:
         await connection.close()
     return [tuple(row) for row in rows]
+
+
+def _tally(settings: Settings) -> list:
+    return asyncio.run(_fetch(settings, TALLY))
+
+
+def _counted(settings: Settings) -> list:
+    return asyncio.run(_fetch(settings, COUNTED))
+
+
+async def _fetch(settings: Settings, query: str) -> list:
+    connection = await asyncpg.connect(settings.pg_dsn)
+    try:
+        return await connection.fetch(query)
+    finally:
+        await connection.close()
 
 
 def _noon(day: date) -> datetime:

@@ -54,29 +54,35 @@ BEGIN
 END $$;
 
 -- The periodic job (the sink runs it at start and every hour): partitions for today and the next
--- `ahead` days, and the partitions older than the policy's retention dropped. A drop waits at most
+-- `ahead` days, the partitions older than the policy's retention dropped (with their days' tally, and
+-- their labels' link), and the labels whose score arrived unseen linked. A drop waits at most
 -- lock_timeout for the queries reading the table; a drop that timed out is retried at the next run.
 CREATE OR REPLACE FUNCTION fraud_scores_maintain(ahead INTEGER DEFAULT 7)
     RETURNS TABLE (created INTEGER, dropped INTEGER)
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public SET lock_timeout = '5s' AS $$
 DECLARE
     today DATE := (now() AT TIME ZONE 'UTC')::date;
-    partition TEXT;
+    partition RECORD;
 BEGIN
     created := fraud_scores_add_partitions(ARRAY(
         SELECT generate_series(today::timestamp, (today + least(greatest(ahead, 0), 31))::timestamp,
                                interval '1 day') AT TIME ZONE 'UTC'
     ));
     dropped := 0;
-    FOR partition IN SELECT name FROM fraud_scores_partitions WHERE expired ORDER BY day LOOP
+    FOR partition IN SELECT name, day FROM fraud_scores_partitions WHERE expired ORDER BY day LOOP
         BEGIN
-            EXECUTE format('DROP TABLE public.%I', partition);
-            DELETE FROM fraud_scores_daily WHERE day = to_date(substr(partition, 15), 'YYYYMMDD');
+            EXECUTE format('DROP TABLE public.%I', partition.name);
+            DELETE FROM fraud_scores_daily AS d WHERE d.day = partition.day;
+            UPDATE fraud_labels AS l SET scored_at = NULL
+            WHERE l.scored_at >= partition.day::timestamp AT TIME ZONE 'UTC'
+              AND l.scored_at < (partition.day + 1)::timestamp AT TIME ZONE 'UTC';
             dropped := dropped + 1;
         EXCEPTION WHEN lock_not_available THEN
-            RAISE WARNING 'partition % not dropped: the table is busy; retried at the next run', partition;
+            RAISE WARNING 'partition % not dropped: the table is busy; retried at the next run', partition.name;
         END;
     END LOOP;
+    UPDATE fraud_labels AS l SET scored_at = s.scored_at FROM fraud_scores AS s
+    WHERE l.scored_at IS NULL AND s.transaction_id = l.transaction_id;
     RETURN NEXT;
 END $$;
 
@@ -91,21 +97,29 @@ CREATE TABLE IF NOT EXISTS fraud_scores_daily (
     blocked BIGINT NOT NULL
 );
 
-CREATE OR REPLACE FUNCTION fraud_scores_tally() RETURNS TRIGGER
+-- Each label knows the scored_at of its transaction's score (NULL while there is none: not yet, or
+-- dropped by retention), so that the quality page finds the labelled scores of its days with one probe
+-- each, instead of looking a transaction id up in every partition. Set when the label is written, and
+-- when its score arrives later; a label and its score committed at the same instant by two writers see
+-- neither the other: fraud_scores_maintain links such labels within the hour.
+ALTER TABLE fraud_labels ADD COLUMN IF NOT EXISTS scored_at TIMESTAMPTZ;
+CREATE INDEX IF NOT EXISTS fraud_labels_scored_at ON fraud_labels (scored_at);
+CREATE INDEX IF NOT EXISTS fraud_labels_unscored ON fraud_labels (transaction_id) WHERE scored_at IS NULL;
+
+CREATE OR REPLACE FUNCTION fraud_labels_link() RETURNS TRIGGER
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+BEGIN
+    NEW.scored_at := (SELECT max(scored_at) FROM fraud_scores WHERE transaction_id = NEW.transaction_id);
+    RETURN NEW;
+END $$;
+
+CREATE OR REPLACE FUNCTION fraud_scores_written() RETURNS TRIGGER
     LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         DELETE FROM fraud_scores_daily;
+        UPDATE fraud_labels SET scored_at = NULL WHERE scored_at IS NOT NULL;
         RETURN NULL;
-    END IF;
-    -- In the order of the days, so that two writers lock the days' rows in the same order.
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO fraud_scores_daily AS d (day, scored, flagged, blocked)
-            SELECT (scored_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE fraud_flag = 1),
-                   count(*) FILTER (WHERE decision = 'block')
-            FROM new_rows GROUP BY 1 ORDER BY 1
-        ON CONFLICT (day) DO UPDATE SET scored = d.scored + excluded.scored,
-            flagged = d.flagged + excluded.flagged, blocked = d.blocked + excluded.blocked;
     END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         UPDATE fraud_scores_daily AS d SET scored = d.scored - o.scored, flagged = d.flagged - o.flagged,
@@ -115,6 +129,19 @@ BEGIN
                      count(*) FILTER (WHERE decision = 'block') AS blocked
               FROM old_rows GROUP BY 1) AS o
         WHERE d.day = o.day;
+        UPDATE fraud_labels AS l SET scored_at = NULL FROM old_rows AS o
+        WHERE l.transaction_id = o.transaction_id AND l.scored_at = o.scored_at;
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        -- In the order of the days, so that two writers lock the days' rows in the same order.
+        INSERT INTO fraud_scores_daily AS d (day, scored, flagged, blocked)
+            SELECT (scored_at AT TIME ZONE 'UTC')::date, count(*), count(*) FILTER (WHERE fraud_flag = 1),
+                   count(*) FILTER (WHERE decision = 'block')
+            FROM new_rows GROUP BY 1 ORDER BY 1
+        ON CONFLICT (day) DO UPDATE SET scored = d.scored + excluded.scored,
+            flagged = d.flagged + excluded.flagged, blocked = d.blocked + excluded.blocked;
+        UPDATE fraud_labels AS l SET scored_at = n.scored_at FROM new_rows AS n
+        WHERE l.scored_at IS NULL AND l.transaction_id = n.transaction_id;
     END IF;
     RETURN NULL;
 END $$;
@@ -169,14 +196,20 @@ BEGIN
         FROM fraud_scores GROUP BY 1;
 END $$;
 
-CREATE OR REPLACE TRIGGER fraud_scores_tally_insert AFTER INSERT ON fraud_scores
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_tally();
-CREATE OR REPLACE TRIGGER fraud_scores_tally_update AFTER UPDATE ON fraud_scores
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_tally();
-CREATE OR REPLACE TRIGGER fraud_scores_tally_delete AFTER DELETE ON fraud_scores
-    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_tally();
-CREATE OR REPLACE TRIGGER fraud_scores_tally_truncate AFTER TRUNCATE ON fraud_scores
-    FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_tally();
+UPDATE fraud_labels AS l SET scored_at = s.scored_at FROM fraud_scores AS s
+WHERE l.scored_at IS NULL AND s.transaction_id = l.transaction_id;
+
+CREATE OR REPLACE TRIGGER fraud_scores_written_insert AFTER INSERT ON fraud_scores
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_written();
+CREATE OR REPLACE TRIGGER fraud_scores_written_update AFTER UPDATE ON fraud_scores
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_written();
+CREATE OR REPLACE TRIGGER fraud_scores_written_delete AFTER DELETE ON fraud_scores
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_written();
+CREATE OR REPLACE TRIGGER fraud_scores_written_truncate AFTER TRUNCATE ON fraud_scores
+    FOR EACH STATEMENT EXECUTE FUNCTION fraud_scores_written();
+CREATE OR REPLACE TRIGGER fraud_labels_link BEFORE INSERT ON fraud_labels
+    FOR EACH ROW EXECUTE FUNCTION fraud_labels_link();
 
 -- fraud_scores' partitions: name, day, and whether retention drops it (older than retention_days
 -- before today, UTC).
@@ -202,3 +235,5 @@ CREATE INDEX IF NOT EXISTS fraud_scores_alerts ON fraud_scores (scored_at DESC)
     WHERE fraud_flag = 1 OR decision IN ('block', 'review');
 CREATE INDEX IF NOT EXISTS fraud_scores_shadow ON fraud_scores (shadow_version, scored_at)
     WHERE shadow_version IS NOT NULL;
+-- The quality page's cards with the highest scores of each day: the day's top rows by score.
+CREATE INDEX IF NOT EXISTS fraud_scores_score ON fraud_scores (score DESC);
