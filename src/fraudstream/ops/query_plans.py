@@ -19,13 +19,21 @@ from fraudstream.pipeline import postgres, quality
 from fraudstream.ui import queries, review
 
 GOAL_MS = 100.0
+# The statements of a function that sends several, by name.
+STATEMENTS = {
+    quality.DAILY: "DAILY",
+    quality.FRAUD_CARDS: "FRAUD_CARDS",
+    quality.TOP_CARDS: "TOP_CARDS (one day)",
+    quality.MORE_ROWS: "MORE_ROWS (one day)",
+    quality.UNSCORED_LABELS: "UNSCORED_LABELS",
+}
 REVIEW_PERIOD = timedelta(days=1)  # the review queue's default filter: scored in the last 24 hours
 
 
 @dataclass(frozen=True)
 class Plan:
     page: str
-    query: str  # the page's function that sent it, and its rank among that function's queries
+    query: str  # the page's function that sent it (and the statement's name, when it sends several)
     execution_ms: float
     planning_ms: float
     rows: int
@@ -40,21 +48,27 @@ class Plan:
 class ExplainingConnection:
     """A connection whose ``fetch``/``fetchrow``/``fetchval`` first record the query's plan."""
 
-    def __init__(self, connection: asyncpg.Connection, page: str, function: str, plans: list[Plan]) -> None:
+    def __init__(
+        self,
+        connection: asyncpg.Connection,
+        page: str,
+        function: str,
+        plans: list[Plan],
+        parents: dict[str, str],
+    ) -> None:
         self._connection = connection
-        self.page, self.function, self.plans = page, function, plans
+        self.page, self.function, self.plans, self.parents = page, function, plans, parents
 
     async def _explain(self, query: str, args: tuple[Any, ...]) -> None:
         text = await self._connection.fetchval(
             f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {query}", *args, column=0
         )
         plan = (orjson.loads(text) if isinstance(text, str | bytes) else text)[0]
-        scans = _scans(plan["Plan"])
-        rank = sum(1 for p in self.plans if p.query.startswith(self.function)) + 1
+        scans = _scans(plan["Plan"], self.parents)
         self.plans.append(
             Plan(
                 page=self.page,
-                query=f"{self.function} #{rank}",
+                query=f"{self.function}: {STATEMENTS[query]}" if query in STATEMENTS else self.function,
                 execution_ms=round(plan["Execution Time"], 1),
                 planning_ms=round(plan["Planning Time"], 1),
                 rows=int(plan["Plan"].get("Actual Rows", 0)),
@@ -76,26 +90,34 @@ class ExplainingConnection:
         return await self._connection.fetchval(query, *args)
 
 
-def _scans(node: dict) -> list[tuple[str, str | None]]:
-    """(node type with its index, relation) of every scan under ``node``."""
+def _scans(node: dict, parents: dict[str, str]) -> list[tuple[str, str | None]]:
+    """(node type with its index, relation) of every scan under ``node``; a partition's index is named
+    by the partitioned table's index it belongs to."""
     found = []
     if "Scan" in node["Node Type"]:
-        index = f" using {node['Index Name']}" if "Index Name" in node else ""
-        found.append((f"{node['Node Type']}{index}", node.get("Relation Name")))
+        index = parents.get(node.get("Index Name", ""), node.get("Index Name"))
+        using = f" using {index}" if index else ""
+        found.append((f"{node['Node Type']}{using}", node.get("Relation Name")))
     for child in node.get("Plans", []):
-        found.extend(_scans(child))
+        found.extend(_scans(child, parents))
     return found
 
 
 def _summary(scans: list[tuple[str, str | None]]) -> str:
-    """The scans, with each partition's own index names reduced to the parent's, counted."""
+    """The kinds of scan, counted (one per partition read)."""
     counts: dict[str, int] = {}
-    for kind, relation in scans:
-        general = kind
-        if relation and relation.startswith("fraud_scores_p"):
-            general = kind.replace(relation, "fraud_scores_p*")
-        counts[general] = counts.get(general, 0) + 1
+    for kind, _ in scans:
+        counts[kind] = counts.get(kind, 0) + 1
     return ", ".join(f"{kind} x{count}" if count > 1 else kind for kind, count in counts.items())
+
+
+PARENT_INDEXES = """
+SELECT child.relname AS child, parent.relname AS parent
+FROM pg_inherits i
+JOIN pg_class child ON child.oid = i.inhrelid
+JOIN pg_class parent ON parent.oid = i.inhparent
+WHERE child.relkind = 'i'
+"""
 
 
 Measured = Callable[[ExplainingConnection], Awaitable[object]]
@@ -132,8 +154,9 @@ async def explain_pages(dsn: str, budget: int) -> list[Plan]:
     connection = await postgres.connect(dsn)
     plans: list[Plan] = []
     try:
+        parents = {row["child"]: row["parent"] for row in await connection.fetch(PARENT_INDEXES)}
         for page, function, call in await _page_functions(connection, budget):
-            await call(ExplainingConnection(connection, page, function, plans))
+            await call(ExplainingConnection(connection, page, function, plans, parents))
     finally:
         await connection.close()
     return plans

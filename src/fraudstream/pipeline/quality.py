@@ -84,6 +84,10 @@ FROM fraud_scores s, lowest
 WHERE s.scored_at >= $1 AND s.scored_at < $2 AND s.score >= lowest.score
 GROUP BY 1
 """
+MORE_ROWS = (
+    "SELECT count(*) > $3 FROM (SELECT 1 FROM fraud_scores WHERE scored_at >= $1 AND scored_at < $2"
+    " LIMIT $3 + 1) AS day"
+)
 UNSCORED_LABELS = "SELECT count(DISTINCT transaction_id) FROM fraud_labels WHERE scored_at IS NULL"
 COUNTS = ["transactions", "alerts", "reviewed", "confirmed", "labelled", "labelled_frauds", "top_k_frauds"]
 REFRESH_S = 60.0
@@ -170,13 +174,7 @@ async def top_cards(connection: asyncpg.Connection, day: date, budget: int) -> l
 
 async def _more_rows(connection: asyncpg.Connection, since: datetime, until: datetime, rows: int) -> bool:
     """Whether more than ``rows`` transactions were scored in [since, until)."""
-    return await connection.fetchval(
-        "SELECT count(*) > $3 FROM (SELECT 1 FROM fraud_scores WHERE scored_at >= $1 AND scored_at < $2"
-        " LIMIT $3 + 1) AS day",
-        since,
-        until,
-        rows,
-    )
+    return await connection.fetchval(MORE_ROWS, since, until, rows)
 
 
 class QualityGauges:
