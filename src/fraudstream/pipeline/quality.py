@@ -44,16 +44,24 @@ labelled AS (
     FROM fraud_labels WHERE scored_at >= $1 AND scored_at < $2
     ORDER BY transaction_id, labelled_at DESC, id DESC
 )"""
+# A labelled transaction's score: one primary key probe in one partition (a lateral subquery that
+# LIMIT keeps from being flattened, or the planner hash-joins every score of the window instead).
+SCORE_OF_LABEL = """
+    SELECT s.* FROM fraud_scores s
+    WHERE s.transaction_id = l.transaction_id AND s.scored_at = l.scored_at
+      AND s.scored_at >= $1 AND s.scored_at < $2   -- the window's partitions only, pruned when planned
+    LIMIT 1
+"""
 # Each day's counts: the transactions and alerts from the daily tally, the rest from the labelled scores.
 DAILY = f"""
 WITH {LABELLED},
 labels AS (
-    SELECT (s.scored_at AT TIME ZONE 'UTC')::date AS day,
+    SELECT (l.scored_at AT TIME ZONE 'UTC')::date AS day,
            count(*) FILTER (WHERE s.fraud_flag = 1) AS reviewed,
            count(*) FILTER (WHERE s.fraud_flag = 1 AND l.label = 1) AS confirmed,
            count(*) AS labelled,
            count(*) FILTER (WHERE l.label = 1) AS labelled_frauds
-    FROM labelled l JOIN fraud_scores s USING (transaction_id, scored_at)
+    FROM labelled l CROSS JOIN LATERAL ({SCORE_OF_LABEL}) s
     GROUP BY 1
 )
 SELECT d.day, d.scored AS transactions, d.flagged AS alerts,
@@ -66,8 +74,8 @@ ORDER BY d.day
 # The cards with a transaction labelled fraud, by day.
 FRAUD_CARDS = f"""
 WITH {LABELLED}
-SELECT DISTINCT (s.scored_at AT TIME ZONE 'UTC')::date AS day, {CARD} AS card
-FROM labelled l JOIN fraud_scores s USING (transaction_id, scored_at)
+SELECT DISTINCT (l.scored_at AT TIME ZONE 'UTC')::date AS day, {CARD} AS card
+FROM labelled l CROSS JOIN LATERAL ({SCORE_OF_LABEL}) s
 WHERE l.label = 1
 """
 # The cards of the rows of the day [$1, $2) scoring at least as high as its $3-th highest score (all of
