@@ -31,6 +31,18 @@ FRAUD_COLUMNS = [
 ]  # fmt: skip
 # An alert: flagged by the model, or blocked or sent to review by a rule (index fraud_scores_alerts).
 ALERT = "(fraud_flag = 1 OR decision IN ('block', 'review'))"
+# The newest alerts first (the newest partitions' index), then each one's current label (as
+# current_labels has it: the latest by labelled_at, then by arrival), one index probe each.
+RECENT_FRAUDS_QUERY = f"""
+SELECT f.scored_at, f.transaction_id::text AS transaction_id, f.score, f.model_version, f.reasons,
+       f.transaction, f.decision, f.rules, l.label, l.author
+FROM (SELECT * FROM fraud_scores WHERE {ALERT} ORDER BY scored_at DESC LIMIT $1) AS f
+LEFT JOIN LATERAL (
+    SELECT label, author FROM fraud_labels WHERE transaction_id = f.transaction_id
+    ORDER BY labelled_at DESC, id DESC LIMIT 1
+) AS l ON true
+ORDER BY f.scored_at DESC
+"""
 T = TypeVar("T")
 
 
@@ -56,13 +68,7 @@ class Results:
 async def recent_frauds(connection: asyncpg.Connection, limit: int = RECENT_FRAUDS) -> pd.DataFrame:
     """The ``limit`` most recent alerts (``ALERT``), newest first, with reasons, input, the decision and
     matched rules, and the analyst's current label."""
-    rows = await connection.fetch(
-        "SELECT scored_at, transaction_id::text AS transaction_id, score, model_version, reasons,"
-        " transaction, decision, rules, l.label, l.author"
-        f" FROM fraud_scores LEFT JOIN current_labels l USING (transaction_id) WHERE {ALERT}"
-        " ORDER BY scored_at DESC LIMIT $1",
-        limit,
-    )
+    rows = await connection.fetch(RECENT_FRAUDS_QUERY, limit)
     return pd.DataFrame([dict(row) for row in rows], columns=FRAUD_COLUMNS)
 
 
