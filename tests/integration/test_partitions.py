@@ -308,3 +308,34 @@ def _noon(day: date) -> datetime:
 
 def _row(transaction_id: uuid.UUID, scored_at: datetime) -> tuple:
     return to_row(ScoreMessage(transaction_id, 0.3, 0, model_version="v1"), scored_at)
+
+
+def test_a_label_knows_its_scores_time_whichever_arrives_first(database: Settings):
+    early, late = uuid.uuid4(), uuid.uuid4()
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    link = "SELECT scored_at FROM fraud_labels WHERE transaction_id = $1"
+    label = (
+        "INSERT INTO fraud_labels (label_id, transaction_id, label, source, author, labelled_at)"
+        " VALUES (gen_random_uuid(), $1, 1, 'analyst', 'ann', now())"
+    )
+
+    async def scenario() -> list[datetime | None]:
+        await migrate(database.pg_dsn)
+        pool = await asyncpg.create_pool(database.pg_dsn, min_size=1, max_size=2)
+        try:
+            await pool.execute(label, early)  # before its score: not linked yet
+            seen = [await pool.fetchval(link, early)]
+            await write_rows(pool, [_row(early, at), _row(late, at)])
+            await pool.execute(label, late)  # after its score: linked at once
+            seen += [await pool.fetchval(link, early), await pool.fetchval(link, late)]
+            # As if the label and its score had been committed at the same instant, each unseen by the other.
+            await pool.execute("UPDATE fraud_labels SET scored_at = NULL WHERE transaction_id = $1", late)
+            await maintain(pool)
+            seen.append(await pool.fetchval(link, late))
+            await pool.execute("DELETE FROM fraud_scores WHERE transaction_id = $1", early)
+            seen.append(await pool.fetchval(link, early))
+        finally:
+            await pool.close()
+        return seen
+
+    assert asyncio.run(scenario()) == [None, at, at, at, None]
