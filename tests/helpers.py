@@ -207,8 +207,11 @@ def insert_score(
     scored_at: datetime | None = None,
     reasons: list[dict] | None = None,
 ) -> uuid.UUID:
-    """A fraud_scores row written directly (scored now unless ``scored_at``); its transaction id."""
+    """A fraud_scores row written directly (scored now unless ``scored_at``, its day's partition created
+    if missing); its transaction id."""
     transaction_id = uuid.uuid4()
+    if scored_at is not None:
+        execute(settings, "SELECT fraud_scores_add_partitions($1::timestamptz[])", ([scored_at],))
     execute(
         settings,
         "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, model_version, reasons, transaction,"

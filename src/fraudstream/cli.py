@@ -146,7 +146,12 @@ def migrate() -> None:
 
     settings = Settings()
     applied = asyncio.run(
-        apply_migrations(settings.pg_dsn, reader=settings.pg_reader, writer=settings.pg_writer)
+        apply_migrations(
+            settings.pg_dsn,
+            reader=settings.pg_reader,
+            writer=settings.pg_writer,
+            retention_days=settings.retention_days,
+        )
     )
     console.print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none needed'}")
 
@@ -191,7 +196,7 @@ def _print_status(report: dict) -> None:
         table.add_row(f"  topic {name}", _mark(topic["ok"]), _partitions_state(topic))
     for group, lag in kafka.get("consumer_lag", {}).items():
         table.add_row(f"  group {group}", "", lag.get("error", f"lag {lag.get('lag')} on {lag['topic']}"))
-    detail = postgres.get("error", f"{postgres.get('fraud_scores_rows')} rows in fraud_scores")
+    detail = postgres.get("error") or _scores_detail(postgres)
     table.add_row("postgres", _mark(postgres["healthy"]), detail)
     mlflow = report["mlflow"]
     table.add_row("mlflow", _mark(mlflow["healthy"]), f"{mlflow['tracking_uri']}: {mlflow['detail']}")
@@ -217,6 +222,15 @@ def _partitions_state(topic: dict) -> str:
         for number, state in topic["leaders"].items()
     )
     return f"{topic['partitions']} partitions" + (f"; {leaders}" if leaders else "")
+
+
+def _scores_detail(postgres: dict) -> str:
+    """ "1,234 rows in fraud_scores, 68 daily partitions 2026-09-30 .. 2026-12-05"."""
+    days = postgres["partitions"]
+    return (
+        f"{postgres['fraud_scores_rows']:,} rows in fraud_scores,"
+        f" {days['count']} daily partitions {days['oldest']} .. {days['newest']}"
+    )
 
 
 def _rules_state(rules: dict | None) -> str:
@@ -614,6 +628,87 @@ def _print_bench(result: dict) -> None:
     for key in ("detectors", "sinks", "brokers", "replication_factor"):
         table.add_row(key.replace("_", " "), str(result[key]))
     Console().print(table)
+
+
+db_app = typer.Typer(
+    help="fraud_scores at scale: a demonstration database, and the interface's queries timed on it.",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+DemoDatabase = Annotated[
+    str,
+    typer.Option(help="the demonstration database, on the server of FRAUDSTREAM_PG_*; never the system's"),
+]
+
+
+@db_app.command("fill-demo")
+def db_fill_demo(
+    rows: Annotated[int, typer.Option(min=1, help="scores to add")] = 10_000_000,
+    days: Annotated[int, typer.Option(min=1, help="spread evenly over the last DAYS days (UTC)")] = 60,
+    database: DemoDatabase = "fraud_demo",
+) -> None:
+    """Add ROWS scores, as the sink writes them, and their labels to a database of their own (created
+    and migrated if missing), for `db explain`."""
+    import asyncio
+
+    from fraudstream.ops.scores_demo import fill
+
+    settings = Settings()
+    with _progress() as progress:
+        task = progress.add_task(f"filling {database}", total=days)
+        try:
+            filled = asyncio.run(
+                fill(settings, rows, days, database, lambda done, _: progress.update(task, completed=done))
+            )
+        except (OSError, ValueError, *asyncpg_errors()) as error:
+            raise _fail(f"fill-demo failed: {error}") from error
+    console.print(
+        f"{database}: added {filled.rows:,} scores over {filled.days} day(s), {filled.labels:,} labels"
+    )
+
+
+@db_app.command("explain")
+def db_explain(
+    database: DemoDatabase = "fraud_demo",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Time every query of the results, review and quality pages on DATABASE (EXPLAIN ANALYZE)."""
+    import asyncio
+    import dataclasses
+
+    from fraudstream.ops.query_plans import GOAL_MS, explain_pages
+    from fraudstream.ops.scores_demo import demo_settings
+
+    try:
+        plans = asyncio.run(
+            explain_pages(demo_settings(Settings(), database).pg_dsn, Settings().alert_budget)
+        )
+    except (OSError, *asyncpg_errors()) as error:
+        raise _fail(f"explain failed on {database}: {error}") from error
+    if as_json:
+        print(json.dumps([dataclasses.asdict(plan) for plan in plans], indent=2))
+        return
+    table = Table("page", "query", "ms", "planning ms", "rows", "partitions", "scans")
+    for plan in plans:
+        ms = f"{plan.execution_ms:,.1f}"
+        table.add_row(
+            plan.page,
+            plan.query,
+            ms if plan.within_goal else f"[red]{ms}[/]",
+            f"{plan.planning_ms:,.1f}",
+            f"{plan.rows:,}",
+            str(plan.partitions),
+            plan.nodes,
+        )
+    Console().print(table)
+    console.print(f"goal: each query under {GOAL_MS:.0f} ms (planning included)")
+
+
+def asyncpg_errors() -> tuple[type[Exception], ...]:
+    """PostgreSQL's errors, as asyncpg raises them (imported when a command needs them)."""
+    import asyncpg
+
+    return (asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 rules_app = typer.Typer(

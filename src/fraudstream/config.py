@@ -70,6 +70,9 @@ class Settings(BaseSettings):
         None, description="libpq's sslmode for every PostgreSQL client (unset: asyncpg's default, prefer)"
     )
     pg_sslrootcert: Path | None = Field(None, description="CA file the server's certificate is checked with")
+    retention_days: int = Field(
+        90, ge=1, description="days of scores kept: older daily partitions of fraud_scores are dropped"
+    )
 
     # Model and scoring
     model_path: Path = Field(DEFAULT_MODEL_PATH, description="CatBoost .cbm file or a model directory")

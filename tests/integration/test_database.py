@@ -63,12 +63,13 @@ def test_a_batch_is_stored_once_per_transaction_whatever_repeats(stack_settings)
         rules=[MatchedRule("big", 2)],
     )
     plain = ScoreMessage(uuid.UUID(second), 0.1, 0, model_version="v1")  # from before rules
+    at = datetime.now(UTC)  # the score records' Kafka timestamp
 
     async def write_twice() -> list[asyncpg.Record]:
         pool = await asyncpg.create_pool(stack_settings.pg_dsn, min_size=1, max_size=1)
         try:
-            await write_rows(pool, [to_row(flagged), to_row(flagged), to_row(plain)])
-            await write_rows(pool, [to_row(plain)])
+            await write_rows(pool, [to_row(flagged, at), to_row(flagged, at), to_row(plain, at)])
+            await write_rows(pool, [to_row(plain, at)])
             await write_rows(pool, [])
             return await pool.fetch(
                 "SELECT * FROM fraud_scores WHERE transaction_id = ANY($1::uuid[]) ORDER BY score DESC",
@@ -84,6 +85,6 @@ def test_a_batch_is_stored_once_per_transaction_whatever_repeats(stack_settings)
     assert json.loads(rows[0]["transaction"]) == {"amount": 9.5} and rows[1]["transaction"] is None
     assert rows[0]["produced_at"] == produced and rows[1]["produced_at"] is None
     assert (rows[0]["score"], rows[0]["fraud_flag"], rows[0]["model_version"]) == (0.9, 1, "v1")
-    assert all(row["scored_at"] is not None for row in rows)
+    assert all(row["scored_at"] == at for row in rows)
     assert rows[0]["decision"] == "block" and json.loads(rows[0]["rules"]) == [{"id": "big", "version": 2}]
     assert rows[1]["decision"] is None and rows[1]["rules"] is None

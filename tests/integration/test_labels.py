@@ -207,6 +207,30 @@ def test_the_quality_figures_of_a_hand_made_table(stack_settings):
     assert quality.unscored_labels >= 1
 
 
+def test_the_top_cards_of_a_day_whose_top_scores_are_one_cards(stack_settings):
+    """Budget k = 2 on a day of 28 scores where one card holds the 25 highest: its top rows hold fewer
+    than k cards, so more rows are read until they do; a card's fraud counts from its lowest score."""
+    day = datetime(2002, 6, 1, 12, tzinfo=UTC)
+    card_a, card_b, card_c = input_rows(3, 29)
+    a_rows = [insert_score(stack_settings, 0.99 - n / 100, 1, card_a, day) for n in range(25)]
+    b = insert_score(stack_settings, 0.5, 0, card_b, day)
+    c = insert_score(stack_settings, 0.6, 1, card_c, day)
+    insert_score(stack_settings, 0.1, 0, None, day)
+    execute(
+        stack_settings,
+        "INSERT INTO fraud_labels (label_id, transaction_id, label, source, author, labelled_at)"
+        " VALUES (gen_random_uuid(), $1, $2, 'analyst', 'ann', now())",
+        (a_rows[-1], 1),  # card A's lowest score (0.75), far from the top rows
+        (b, 1),  # fraud, but card B is third
+        (c, 0),
+    )
+
+    quality = read(stack_settings, lambda connection: load_quality(connection, day.date(), day.date(), 2))
+
+    assert quality.daily[["transactions", "alerts", "top_k_frauds"]].values.tolist() == [[28, 26, 1]]
+    assert quality.window["card_precision_at_k"] == 0.5
+
+
 def test_the_sink_exports_todays_quality_as_gauges(stack_settings, services):
     insert_score(stack_settings, 0.99, 1, input_rows(1, seed=17)[0])
     gauges = QualityGauges(stack_settings)

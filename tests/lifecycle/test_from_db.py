@@ -33,6 +33,7 @@ def store(settings: Settings, frame, scored_at: list[datetime]) -> list[str]:
     async def insert() -> None:
         connection = await asyncpg.connect(settings.pg_dsn)
         try:
+            await connection.execute("SELECT fraud_scores_add_partitions($1::timestamptz[])", scored_at)
             await connection.execute(
                 "INSERT INTO fraud_scores"
                 " (transaction_id, score, fraud_flag, model_version, transaction, scored_at)"

@@ -19,6 +19,9 @@ LOCK_ID = 7_461_302  # advisory lock: two services starting together apply each 
 WRITER_TABLES = ("fraud_scores", "fraud_labels")
 WRITER_SEQUENCES = ("fraud_labels_id_seq",)
 WRITER_READS = ("current_labels",)
+# The partitions of fraud_scores, which the sink creates ahead and drops after the retention period
+# (functions run as their owner: the sink's role gets no DDL rights).
+WRITER_FUNCTIONS = ("fraud_scores_add_partitions(timestamptz[])", "fraud_scores_maintain(integer)")
 # What the interface writes besides reading everything: its accounts, login attempts, audit trail
 # (appended to, never changed).
 READER_WRITES = {"users": "INSERT, UPDATE", "login_attempts": "INSERT", "audit": "INSERT"}
@@ -29,12 +32,17 @@ def migration_files() -> list[Path]:
 
 
 async def migrate(
-    dsn: str, reader: tuple[str, SecretStr] | None = None, writer: tuple[str, SecretStr] | None = None
+    dsn: str,
+    reader: tuple[str, SecretStr] | None = None,
+    writer: tuple[str, SecretStr] | None = None,
+    retention_days: int | None = None,
 ) -> list[str]:
     """Apply the migrations not yet recorded; return the versions applied now.
 
     ``reader`` (user, password) is a role given read access to every table, for the UI; ``writer``
-    one that may only read and insert into the sink's tables.
+    one that may only read and insert into the sink's tables. ``retention_days`` (when given) becomes
+    the days of scores kept: the policy the sink's partition upkeep applies (the sink's role cannot
+    change it).
     """
     connection = await asyncpg.connect(dsn)
     try:
@@ -54,6 +62,8 @@ async def migrate(
                 await connection.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
             logger.info("applied migration %s", version)
             applied.append(version)
+        if retention_days is not None:
+            await connection.execute("UPDATE fraud_scores_policy SET retention_days = $1", retention_days)
         if reader is not None:
             user, password = reader
             await ensure_reader(connection, user, password.get_secret_value())
@@ -92,6 +102,7 @@ async def ensure_writer(
         *(("GRANT SELECT, INSERT ON TABLE %I TO %I", table, user) for table in tables),
         *(("GRANT USAGE ON SEQUENCE %I TO %I", sequence, user) for sequence in WRITER_SEQUENCES),
         *(("GRANT SELECT ON TABLE %I TO %I", view, user) for view in WRITER_READS),
+        *((f"GRANT EXECUTE ON FUNCTION {function} TO %I", user) for function in WRITER_FUNCTIONS),
     )
 
 

@@ -79,7 +79,14 @@ class LocalStack:
         self.postgres.start()
         step("PostgreSQL: applying migrations")
         settings = self.settings
-        asyncio.run(migrate(settings.pg_dsn, reader=settings.pg_reader, writer=settings.pg_writer))
+        asyncio.run(
+            migrate(
+                settings.pg_dsn,
+                reader=settings.pg_reader,
+                writer=settings.pg_writer,
+                retention_days=settings.retention_days,
+            )
+        )
         step("Kafka: resolving jars and starting")
         self.kafka.start()
         step(f"Kafka: waiting for its {len(self.kafka.nodes)} broker(s) to register")

@@ -343,7 +343,7 @@ async def _latencies(settings: Settings, transaction_ids: list[str]) -> dict[str
                    percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
                    percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
                    max(ms) AS max
-            FROM (SELECT extract(epoch FROM scored_at - produced_at) * 1000 AS ms
+            FROM (SELECT extract(epoch FROM stored_at - produced_at) * 1000 AS ms
                   FROM fraud_scores WHERE transaction_id = ANY($1::uuid[])) AS latency
             """,
             transaction_ids,

@@ -15,6 +15,7 @@ from confluent_kafka.admin import TopicMetadata
 from fraudstream.config import Settings
 from fraudstream.infra.topics import topic_specs
 from fraudstream.pipeline import kafka
+from fraudstream.pipeline.partitions import partitions
 
 
 def collect(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
@@ -126,6 +127,13 @@ def topic_status(found: TopicMetadata | None, expected: int) -> dict[str, Any]:
     return {"partitions": len(leaders), "ok": ok, "leaders": leaders}
 
 
+# Counted from the daily tally the triggers keep (migration 0007): no scan of months of scores.
+TALLY = (
+    "SELECT coalesce(sum(scored), 0)::bigint AS rows, coalesce(sum(flagged), 0)::bigint AS flagged"
+    " FROM fraud_scores_daily"
+)
+
+
 async def postgres_status(settings: Settings, timeout: float) -> dict[str, Any]:
     where = settings.pg_address
     try:
@@ -133,8 +141,8 @@ async def postgres_status(settings: Settings, timeout: float) -> dict[str, Any]:
     except (TimeoutError, OSError, asyncpg.PostgresError) as error:
         return {"healthy": False, "database": where, "error": str(error) or repr(error)}
     try:
-        rows = await connection.fetchval("SELECT count(*) FROM fraud_scores")
-        flagged = await connection.fetchval("SELECT count(*) FROM fraud_scores WHERE fraud_flag = 1")
+        tally = await connection.fetchrow(TALLY)
+        days = await partitions(connection)
         migrations = await connection.fetchval("SELECT max(version) FROM schema_migrations")
     except asyncpg.PostgresError as error:
         return {"healthy": False, "database": where, "error": str(error)}
@@ -143,7 +151,8 @@ async def postgres_status(settings: Settings, timeout: float) -> dict[str, Any]:
     return {
         "healthy": True,
         "database": where,
-        "fraud_scores_rows": rows,
-        "flagged_rows": flagged,
+        "fraud_scores_rows": tally["rows"],
+        "flagged_rows": tally["flagged"],
+        "partitions": {"count": days.count, "oldest": days.oldest, "newest": days.newest},
         "schema_version": migrations,
     }

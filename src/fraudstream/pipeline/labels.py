@@ -82,7 +82,7 @@ def to_row(label: LabelMessage) -> tuple:
 
 def rows_and_dead_letters(records: list[ConsumerRecord]) -> Decoded:
     """The ``fraud_labels`` rows of the records that are label messages; the others, with their reason."""
-    return decode_records(records, lambda value: to_row(decode_label(value)))
+    return decode_records(records, lambda record: to_row(decode_label(record.value)))
 
 
 async def write_rows(pool: asyncpg.Pool, rows: list[tuple]) -> None:

@@ -33,43 +33,74 @@ from fraudstream.logs import fields
 logger = logging.getLogger(__name__)
 
 # A card is a customer, as the producer keys them; a score without its input is a card of its own.
-DAILY = """
-WITH scored AS (
-    SELECT s.score, s.fraud_flag, l.label,
-           (s.scored_at AT TIME ZONE 'UTC')::date AS day,
-           CASE WHEN s.transaction IS NULL THEN s.transaction_id::text
-                ELSE concat_ws(chr(31), s.transaction->>'name_1', s.transaction->>'name_2',
-                               s.transaction->>'street', s.transaction->>'post_code') END AS card
-    FROM fraud_scores s LEFT JOIN current_labels l USING (transaction_id)
-    WHERE s.scored_at >= $1 AND s.scored_at < $2
-),
-daily AS (
-    SELECT day,
-           count(*) AS transactions,
-           count(*) FILTER (WHERE fraud_flag = 1) AS alerts,
-           count(*) FILTER (WHERE fraud_flag = 1 AND label IS NOT NULL) AS reviewed,
-           count(*) FILTER (WHERE fraud_flag = 1 AND label = 1) AS confirmed,
-           count(*) FILTER (WHERE label IS NOT NULL) AS labelled,
-           count(*) FILTER (WHERE label = 1) AS labelled_frauds
-    FROM scored GROUP BY day
-),
-cards AS (SELECT day, card, max(score) AS score, max(label) AS fraud FROM scored GROUP BY day, card),
-ranked AS (
-    SELECT day, fraud, row_number() OVER (PARTITION BY day ORDER BY score DESC, card) AS rank FROM cards
+CARD = """CASE WHEN s.transaction IS NULL THEN s.transaction_id::text
+     ELSE concat_ws(chr(31), s.transaction->>'name_1', s.transaction->>'name_2',
+                    s.transaction->>'street', s.transaction->>'post_code') END"""
+# The current label of each transaction scored in [$1, $2): a label knows its score's scored_at, and
+# joins its score by the primary key. No query here reads every score of the window.
+LABELLED = """
+labelled AS (
+    SELECT DISTINCT ON (transaction_id) transaction_id, scored_at, label
+    FROM fraud_labels WHERE scored_at >= $1 AND scored_at < $2
+    ORDER BY transaction_id, labelled_at DESC, id DESC
+)"""
+# A labelled transaction's score: one primary key probe in one partition (a lateral subquery that
+# LIMIT keeps from being flattened, or the planner hash-joins every score of the window instead).
+SCORE_OF_LABEL = """
+    SELECT s.* FROM fraud_scores s
+    WHERE s.transaction_id = l.transaction_id AND s.scored_at = l.scored_at
+      AND s.scored_at >= $1 AND s.scored_at < $2   -- the window's partitions only, pruned when planned
+    LIMIT 1
+"""
+# Each day's counts: the transactions and alerts from the daily tally, the rest from the labelled scores.
+DAILY = f"""
+WITH {LABELLED},
+labels AS (
+    SELECT (l.scored_at AT TIME ZONE 'UTC')::date AS day,
+           count(*) FILTER (WHERE s.fraud_flag = 1) AS reviewed,
+           count(*) FILTER (WHERE s.fraud_flag = 1 AND l.label = 1) AS confirmed,
+           count(*) AS labelled,
+           count(*) FILTER (WHERE l.label = 1) AS labelled_frauds
+    FROM labelled l CROSS JOIN LATERAL ({SCORE_OF_LABEL}) s
+    GROUP BY 1
 )
-SELECT daily.*, count(*) FILTER (WHERE ranked.fraud = 1) AS top_k_frauds
-FROM daily JOIN ranked USING (day)
-WHERE ranked.rank <= $3
-GROUP BY daily.day, daily.transactions, daily.alerts, daily.reviewed, daily.confirmed,
-         daily.labelled, daily.labelled_frauds
-ORDER BY daily.day
+SELECT d.day, d.scored AS transactions, d.flagged AS alerts,
+       coalesce(labels.reviewed, 0) AS reviewed, coalesce(labels.confirmed, 0) AS confirmed,
+       coalesce(labels.labelled, 0) AS labelled, coalesce(labels.labelled_frauds, 0) AS labelled_frauds
+FROM fraud_scores_daily d LEFT JOIN labels USING (day)
+WHERE d.day >= ($1 AT TIME ZONE 'UTC')::date AND d.day < ($2 AT TIME ZONE 'UTC')::date AND d.scored > 0
+ORDER BY d.day
 """
-UNSCORED_LABELS = """
-SELECT count(*) FROM current_labels l
-WHERE NOT EXISTS (SELECT 1 FROM fraud_scores s WHERE s.transaction_id = l.transaction_id)
+# The cards with a transaction labelled fraud, by day.
+FRAUD_CARDS = f"""
+WITH {LABELLED}
+SELECT DISTINCT (l.scored_at AT TIME ZONE 'UTC')::date AS day, {CARD} AS card
+FROM labelled l CROSS JOIN LATERAL ({SCORE_OF_LABEL}) s
+WHERE l.label = 1
 """
+# The cards of the rows of the day [$1, $2) scoring at least as high as its $3-th highest score (all of
+# the day when it has fewer), with their highest score: any card left out scores lower than every card in.
+TOP_CARDS = f"""
+WITH lowest AS (
+    SELECT coalesce((
+        SELECT score FROM fraud_scores WHERE scored_at >= $1 AND scored_at < $2
+        ORDER BY score DESC OFFSET $3 - 1 LIMIT 1
+    ), '-infinity') AS score
+)
+SELECT {CARD} AS card, max(s.score) AS score
+FROM fraud_scores s, lowest
+WHERE s.scored_at >= $1 AND s.scored_at < $2 AND s.score >= lowest.score
+GROUP BY 1
+"""
+MORE_ROWS = (
+    "SELECT count(*) > $3 FROM (SELECT 1 FROM fraud_scores WHERE scored_at >= $1 AND scored_at < $2"
+    " LIMIT $3 + 1) AS day"
+)
+UNSCORED_LABELS = "SELECT count(DISTINCT transaction_id) FROM fraud_labels WHERE scored_at IS NULL"
 COUNTS = ["transactions", "alerts", "reviewed", "confirmed", "labelled", "labelled_frauds", "top_k_frauds"]
 REFRESH_S = 60.0
+CANDIDATE_ROWS_PER_CARD = 10
+DEFAULT_DAYS = 14  # the quality page's window, ending today
 
 
 @dataclass(frozen=True)
@@ -117,11 +148,41 @@ async def load_quality(connection: asyncpg.Connection, start: date, end: date, b
     """Quality of the days from ``start`` to ``end`` inclusive (UTC)."""
     since = datetime.combine(start, time(), UTC)
     until = datetime.combine(end + timedelta(days=1), time(), UTC)
-    rows = await connection.fetch(DAILY, since, until, budget)
-    counts = pd.DataFrame([dict(row) for row in rows], columns=["day", *COUNTS])
+    rows = await connection.fetch(DAILY, since, until)
+    frauds: dict[date, set[str]] = {}
+    for row in await connection.fetch(FRAUD_CARDS, since, until):
+        frauds.setdefault(row["day"], set()).add(row["card"])
+    counts = pd.DataFrame([dict(row) for row in rows], columns=["day", *COUNTS[:-1]])
+    counts["top_k_frauds"] = [
+        len(frauds.get(day, set()).intersection(await top_cards(connection, day, budget)))
+        for day in counts["day"]
+    ]
     counts["day"] = pd.to_datetime(counts["day"])
     daily = with_rates(counts, budget)
     return Quality(daily, window_totals(daily, budget), await connection.fetchval(UNSCORED_LABELS), budget)
+
+
+async def top_cards(connection: asyncpg.Connection, day: date, budget: int) -> list[str]:
+    """The ``budget`` cards of ``day`` with the highest score (ties: by card).
+
+    Read from the day's top rows by score (index ``fraud_scores_score``): ten rows per card at first,
+    four times more while they hold fewer than ``budget`` cards and the day has more rows.
+    """
+    since = datetime.combine(day, time(), UTC)
+    until = since + timedelta(days=1)
+    rows = budget * CANDIDATE_ROWS_PER_CARD
+    while True:
+        cards = await connection.fetch(TOP_CARDS, since, until, rows)
+        if len(cards) >= budget or not await _more_rows(connection, since, until, rows):
+            break
+        rows *= 4
+    ranked = sorted(cards, key=lambda card: (-card["score"], card["card"]))
+    return [card["card"] for card in ranked[:budget]]
+
+
+async def _more_rows(connection: asyncpg.Connection, since: datetime, until: datetime, rows: int) -> bool:
+    """Whether more than ``rows`` transactions were scored in [since, until)."""
+    return await connection.fetchval(MORE_ROWS, since, until, rows)
 
 
 class QualityGauges:

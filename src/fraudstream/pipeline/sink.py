@@ -1,23 +1,28 @@
 """The sink: consumes ``scoring`` and writes ``fraud_scores``, batch by batch (``pipeline.table_writer``).
 
 Each batch is one ``INSERT ... SELECT FROM unnest(<column arrays>) ON CONFLICT DO NOTHING``: one
-round trip to PostgreSQL, and a replayed message never duplicates or fails.
+round trip to PostgreSQL, and a replayed message never duplicates or fails. A row's ``scored_at`` is the
+score record's Kafka timestamp, not the sink's clock: it is the same on every redelivery of the record,
+so that the key ``(transaction_id, scored_at)`` of the table partitioned by day on ``scored_at``
+catches a redelivery (migration 0007).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 from aiokafka import ConsumerRecord
 
 from fraudstream.config import Settings
-from fraudstream.contracts.messages import ScoreMessage, decode_score, encoder
+from fraudstream.contracts.messages import BadMessage, ScoreMessage, decode_score, encoder
+from fraudstream.pipeline.partitions import add_partitions, maintain
 from fraudstream.pipeline.table_writer import Decoded, Table, TableWriter, decode_records
 
 # The columns a row of ``to_row`` fills, with their PostgreSQL types.
 COLUMN_TYPES = {
     "transaction_id": "uuid",
+    "scored_at": "timestamptz",
     "score": "float8",
     "fraud_flag": "int4",
     "model_version": "text",
@@ -32,18 +37,34 @@ COLUMN_TYPES = {
 COLUMNS = tuple(COLUMN_TYPES)
 ARRAYS = ", ".join(f"${number}::{kind}[]" for number, kind in enumerate(COLUMN_TYPES.values(), start=1))
 UPSERT = f"""
-INSERT INTO fraud_scores ({", ".join(COLUMNS)}, scored_at)
-SELECT DISTINCT ON (transaction_id) *, clock_timestamp() FROM unnest({ARRAYS}) AS batch ({", ".join(COLUMNS)})
-ON CONFLICT (transaction_id) DO NOTHING
+INSERT INTO fraud_scores ({", ".join(COLUMNS)})
+SELECT DISTINCT ON (transaction_id, scored_at) * FROM unnest({ARRAYS}) AS batch ({", ".join(COLUMNS)})
+ON CONFLICT (transaction_id, scored_at) DO NOTHING
 """
+SCORED_AT = COLUMNS.index("scored_at")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def to_row(message: ScoreMessage) -> tuple:
+def record_time(record: ConsumerRecord) -> datetime:
+    """The Kafka timestamp of ``record`` (stamped by its producer, or by the broker with LogAppendTime).
+
+    Raises BadMessage when the record has none (-1) or one no date can hold.
+    """
+    if record.timestamp is None or record.timestamp < 0:
+        raise BadMessage("the score record has no Kafka timestamp: its scored_at is unknown")
+    try:
+        return EPOCH + timedelta(milliseconds=record.timestamp)
+    except OverflowError:
+        raise BadMessage(f"the score record's Kafka timestamp {record.timestamp} is out of range") from None
+
+
+def to_row(message: ScoreMessage, scored_at: datetime) -> tuple:
     produced_at = (
         datetime.fromtimestamp(message.produced_at / 1000, UTC) if message.produced_at is not None else None
     )
     return (
         message.transaction_id,
+        scored_at,
         message.score,
         message.fraud_flag,
         message.model_version,
@@ -65,13 +86,23 @@ def _matched_rules(message: ScoreMessage) -> str | None:
 
 def rows_and_dead_letters(records: list[ConsumerRecord]) -> Decoded:
     """The ``fraud_scores`` rows of the records that are score messages; the others, with their reason."""
-    return decode_records(records, lambda value: to_row(decode_score(value)))
+    return decode_records(records, lambda record: to_row(decode_score(record.value), record_time(record)))
 
 
 async def write_rows(pool: asyncpg.Pool, rows: list[tuple]) -> None:
-    """Insert ``rows`` idempotently in one statement (one round trip): arrays of columns, unnested."""
-    if rows:
-        await pool.execute(UPSERT, *zip(*rows, strict=True))
+    """Insert ``rows`` idempotently in one statement (one round trip): arrays of columns, unnested.
+
+    A row of a day without a partition fails the whole statement: the missing partitions are created
+    and the batch written again.
+    """
+    if not rows:
+        return
+    columns = list(zip(*rows, strict=True))
+    try:
+        await pool.execute(UPSERT, *columns)
+    except asyncpg.CheckViolationError:  # "no partition of relation fraud_scores found for row"
+        await add_partitions(pool, list(columns[SCORED_AT]))
+        await pool.execute(UPSERT, *columns)
 
 
 class Sink(TableWriter):
@@ -87,5 +118,6 @@ class Sink(TableWriter):
             write=write_rows,
             max_records=max_records,
             pool_size=2,
+            maintain=maintain,
         )
         super().__init__(settings, table)

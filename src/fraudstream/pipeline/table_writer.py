@@ -40,12 +40,12 @@ class Decoded:
     dead: list[tuple[ConsumerRecord, str]]
 
 
-def decode_records(records: list[ConsumerRecord], to_row: Callable[[bytes], tuple]) -> Decoded:
+def decode_records(records: list[ConsumerRecord], to_row: Callable[[ConsumerRecord], tuple]) -> Decoded:
     """The rows of the records ``to_row`` accepts; the others, with the reason it gave (``BadMessage``)."""
     rows, dead = [], []
     for record in records:
         try:
-            rows.append(to_row(record.value))
+            rows.append(to_row(record))
         except BadMessage as bad:
             dead.append((record, bad.reason))
     return Decoded(rows, dead)
@@ -63,6 +63,10 @@ class Table:
     write: Callable[[asyncpg.Pool, list[tuple]], Awaitable[None]]  # idempotent
     max_records: int
     pool_size: int = 1
+    # Upkeep of the table (the sink's partitions), run at start and every ``maintain_every_s``; a failure
+    # is logged and tried again at the next run, the writes go on.
+    maintain: Callable[[asyncpg.Pool], Awaitable[None]] | None = None
+    maintain_every_s: float = 3600.0
 
 
 class TableWriter:
@@ -76,6 +80,7 @@ class TableWriter:
         self._stop = asyncio.Event()
         self._committed: dict[TopicPartition, int] = {}
         self._pending_commit: asyncio.Task | None = None
+        self._maintained_at: float | None = None
 
     def stop(self) -> None:
         self._stop.set()
@@ -100,6 +105,7 @@ class TableWriter:
         logger.info("started", extra=fields(service=self.table.service, topic=self.table.topic))
         try:
             while not self._stop.is_set():
+                await self.maintain_if_due(pool)
                 records = await consumer.getmany(timeout_ms=200, max_records=self.table.max_records)
                 self.readiness.assigned_partitions = [tp.partition for tp in consumer.assignment()]
                 if records:
@@ -139,6 +145,20 @@ class TableWriter:
                 self.metrics.consumer_lag.labels(self.table.service, str(tp.partition)).set(end - offset)
         self.metrics.record_batch(len(flat), len(batch.rows), len(batch.dead), time.perf_counter() - started)
         self.readiness.batch_done()
+
+    async def maintain_if_due(self, pool: asyncpg.Pool) -> None:
+        """Run the table's upkeep at the first pass and every ``maintain_every_s`` seconds after."""
+        now = time.monotonic()
+        if self.table.maintain is None or (
+            self._maintained_at is not None and now - self._maintained_at < self.table.maintain_every_s
+        ):
+            return
+        self._maintained_at = now
+        try:
+            await self.table.maintain(pool)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            self.metrics.errors.inc()
+            logger.warning("table upkeep failed", extra=fields(service=self.table.service, error=repr(error)))
 
     async def commit_idle_positions(self, consumer: AIOKafkaConsumer) -> None:
         """Commit positions that moved past transaction markers only, so the lag reads 0 when idle."""

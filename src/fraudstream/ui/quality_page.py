@@ -6,11 +6,10 @@ import streamlit as st
 
 from fraudstream.config import Settings
 from fraudstream.pipeline.postgres import DatabaseUnavailable
-from fraudstream.pipeline.quality import Quality, load_quality
+from fraudstream.pipeline.quality import DEFAULT_DAYS, Quality, load_quality
 from fraudstream.ui import charts
 from fraudstream.ui.queries import read
 
-DEFAULT_DAYS = 14
 DAILY_COLUMNS = {
     "day": st.column_config.DateColumn(format="YYYY-MM-DD"),
     "labelled_frauds": st.column_config.NumberColumn("labelled fraud"),

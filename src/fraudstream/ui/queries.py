@@ -31,6 +31,18 @@ FRAUD_COLUMNS = [
 ]  # fmt: skip
 # An alert: flagged by the model, or blocked or sent to review by a rule (index fraud_scores_alerts).
 ALERT = "(fraud_flag = 1 OR decision IN ('block', 'review'))"
+# The newest alerts first (the newest partitions' index), then each one's current label (as
+# current_labels has it: the latest by labelled_at, then by arrival), one index probe each.
+RECENT_FRAUDS_QUERY = f"""
+SELECT f.scored_at, f.transaction_id::text AS transaction_id, f.score, f.model_version, f.reasons,
+       f.transaction, f.decision, f.rules, l.label, l.author
+FROM (SELECT * FROM fraud_scores WHERE {ALERT} ORDER BY scored_at DESC LIMIT $1) AS f
+LEFT JOIN LATERAL (
+    SELECT label, author FROM fraud_labels WHERE transaction_id = f.transaction_id
+    ORDER BY labelled_at DESC, id DESC LIMIT 1
+) AS l ON true
+ORDER BY f.scored_at DESC
+"""
 T = TypeVar("T")
 
 
@@ -56,13 +68,7 @@ class Results:
 async def recent_frauds(connection: asyncpg.Connection, limit: int = RECENT_FRAUDS) -> pd.DataFrame:
     """The ``limit`` most recent alerts (``ALERT``), newest first, with reasons, input, the decision and
     matched rules, and the analyst's current label."""
-    rows = await connection.fetch(
-        "SELECT scored_at, transaction_id::text AS transaction_id, score, model_version, reasons,"
-        " transaction, decision, rules, l.label, l.author"
-        f" FROM fraud_scores LEFT JOIN current_labels l USING (transaction_id) WHERE {ALERT}"
-        " ORDER BY scored_at DESC LIMIT $1",
-        limit,
-    )
+    rows = await connection.fetch(RECENT_FRAUDS_QUERY, limit)
     return pd.DataFrame([dict(row) for row in rows], columns=FRAUD_COLUMNS)
 
 
@@ -73,9 +79,10 @@ async def recent_scores(connection: asyncpg.Connection, limit: int = HISTOGRAM_R
 
 
 async def totals(connection: asyncpg.Connection) -> Totals:
+    """Every row of ``fraud_scores`` counted, from its daily tally (kept by triggers, migration 0007)."""
     row = await connection.fetchrow(
-        "SELECT count(*) AS scored, count(*) FILTER (WHERE fraud_flag = 1) AS flagged,"
-        " count(*) FILTER (WHERE decision = 'block') AS blocked FROM fraud_scores"
+        "SELECT coalesce(sum(scored), 0)::bigint AS scored, coalesce(sum(flagged), 0)::bigint AS flagged,"
+        " coalesce(sum(blocked), 0)::bigint AS blocked FROM fraud_scores_daily"
     )
     return Totals(scored=row["scored"], flagged=row["flagged"], blocked=row["blocked"])
 
@@ -83,21 +90,31 @@ async def totals(connection: asyncpg.Connection) -> Totals:
 async def throughput(
     connection: asyncpg.Connection, bucket_s: int = THROUGHPUT_BUCKET_S, window_s: int = THROUGHPUT_WINDOW_S
 ) -> pd.DataFrame:
-    """Rows scored per ``bucket_s`` seconds over the last ``window_s`` seconds, empty buckets included."""
+    """Rows scored per ``bucket_s`` seconds over the last ``window_s`` seconds, empty buckets included.
+
+    The window's rows are counted by bucket in one range scan of the newest partition(s), then set beside
+    the buckets (a join per bucket would scan the index once per bucket).
+    """
     rows = await connection.fetch(
         """
-        WITH step AS (SELECT $1::float8 AS seconds, make_interval(secs => $1::float8) AS width),
+        WITH step AS (
+            SELECT $1::float8 AS seconds,
+                   to_timestamp(floor((extract(epoch FROM now())::float8 - $2::float8) / $1::float8)
+                                * $1::float8) AS first
+        ),
         buckets AS (
-            SELECT generate_series(
-                to_timestamp(floor((extract(epoch FROM now())::float8 - $2::float8) / seconds) * seconds),
-                now(),
-                width
-            ) AS bucket, width
-            FROM step
+            SELECT generate_series(first, now(), make_interval(secs => seconds)) AS bucket FROM step
+        ),
+        counted AS (
+            SELECT to_timestamp(floor(extract(epoch FROM scored_at)::float8 / seconds) * seconds) AS bucket,
+                   count(*) AS rows
+            FROM fraud_scores, step
+            WHERE scored_at >= now() - make_interval(secs => $2::float8 + $1::float8) AND scored_at >= first
+            GROUP BY 1
         )
-        SELECT bucket, count(f.transaction_id) AS rows
-        FROM buckets LEFT JOIN fraud_scores f ON f.scored_at >= bucket AND f.scored_at < bucket + width
-        GROUP BY bucket ORDER BY bucket
+        SELECT bucket, coalesce(counted.rows, 0) AS rows
+        FROM buckets LEFT JOIN counted USING (bucket)
+        ORDER BY bucket
         """,
         bucket_s,
         window_s,

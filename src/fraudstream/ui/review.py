@@ -67,39 +67,39 @@ class Story:
     history: pd.DataFrame  # newest first: the first row is the current decision
 
 
-def load_queue(settings: Settings, filters: Filters, hidden: list[str]) -> Queue:
+async def queue(connection: asyncpg.Connection, filters: Filters, hidden: list[str]) -> Queue:
     """The queue under ``filters``, without the transactions in ``hidden`` (decided, not yet landed)."""
+    rows = await connection.fetch(
+        QUEUE.format(order=ORDER[filters.order]),
+        hidden,
+        filters.since,
+        filters.min_score,
+        filters.max_score,
+        filters.categories,
+        filters.min_amount,
+        filters.max_amount,
+        QUEUE_LIMIT,
+    )
+    frame = pd.DataFrame([dict(row) for row in rows], columns=[*SCORE_COLUMNS, "waiting"])
+    return Queue(frame[SCORE_COLUMNS], int(rows[0]["waiting"]) if rows else 0)
 
-    async def query(connection: asyncpg.Connection) -> Queue:
-        rows = await connection.fetch(
-            QUEUE.format(order=ORDER[filters.order]),
-            hidden,
-            filters.since,
-            filters.min_score,
-            filters.max_score,
-            filters.categories,
-            filters.min_amount,
-            filters.max_amount,
-            QUEUE_LIMIT,
-        )
-        frame = pd.DataFrame([dict(row) for row in rows], columns=[*SCORE_COLUMNS, "waiting"])
-        return Queue(frame[SCORE_COLUMNS], int(rows[0]["waiting"]) if rows else 0)
 
-    return read(settings, query)
+def load_queue(settings: Settings, filters: Filters, hidden: list[str]) -> Queue:
+    return read(settings, lambda connection: queue(connection, filters, hidden))
+
+
+async def categories(connection: asyncpg.Connection, since: datetime) -> list[str]:
+    """The categories of the transactions flagged since ``since``, for the queue's filter."""
+    rows = await connection.fetch(
+        "SELECT DISTINCT transaction->>'cat_id' AS category FROM fraud_scores"
+        " WHERE fraud_flag = 1 AND scored_at >= $1 AND transaction ? 'cat_id' ORDER BY 1",
+        since,
+    )
+    return [row["category"] for row in rows]
 
 
 def load_categories(settings: Settings, since: datetime) -> list[str]:
-    """The categories of the transactions flagged since ``since``, for the queue's filter."""
-
-    async def query(connection: asyncpg.Connection) -> list[str]:
-        rows = await connection.fetch(
-            "SELECT DISTINCT transaction->>'cat_id' AS category FROM fraud_scores"
-            " WHERE fraud_flag = 1 AND scored_at >= $1 AND transaction ? 'cat_id' ORDER BY 1",
-            since,
-        )
-        return [row["category"] for row in rows]
-
-    return read(settings, query)
+    return read(settings, lambda connection: categories(connection, since))
 
 
 def parse_transaction_id(text: str) -> uuid.UUID:
@@ -113,22 +113,23 @@ def parse_transaction_id(text: str) -> uuid.UUID:
         ) from None
 
 
-def load_story(settings: Settings, transaction_id: uuid.UUID) -> Story:
-    async def query(connection: asyncpg.Connection) -> Story:
-        score = await connection.fetchrow(
-            "SELECT scored_at, score, fraud_flag, model_version, reasons, transaction"
-            " FROM fraud_scores WHERE transaction_id = $1",
-            transaction_id,
-        )
-        history = await connection.fetch(
-            f"SELECT {', '.join(HISTORY_COLUMNS)} FROM fraud_labels WHERE transaction_id = $1"
-            " ORDER BY labelled_at DESC, id DESC",
-            transaction_id,
-        )
-        frame = pd.DataFrame([dict(row) for row in history], columns=HISTORY_COLUMNS)
-        return Story(str(transaction_id), None if score is None else dict(score), frame)
+async def story(connection: asyncpg.Connection, transaction_id: uuid.UUID) -> Story:
+    score = await connection.fetchrow(
+        "SELECT scored_at, score, fraud_flag, model_version, reasons, transaction"
+        " FROM fraud_scores WHERE transaction_id = $1",
+        transaction_id,
+    )
+    history = await connection.fetch(
+        f"SELECT {', '.join(HISTORY_COLUMNS)} FROM fraud_labels WHERE transaction_id = $1"
+        " ORDER BY labelled_at DESC, id DESC",
+        transaction_id,
+    )
+    frame = pd.DataFrame([dict(row) for row in history], columns=HISTORY_COLUMNS)
+    return Story(str(transaction_id), None if score is None else dict(score), frame)
 
-    return read(settings, query)
+
+def load_story(settings: Settings, transaction_id: uuid.UUID) -> Story:
+    return read(settings, lambda connection: story(connection, transaction_id))
 
 
 def landed(settings: Settings, label_ids: list[str]) -> dict[str, datetime]:

@@ -68,10 +68,10 @@ class RecordingProducer:
         return acknowledged
 
 
-def to_row(value: bytes) -> tuple:
-    if value == b"bad":
+def to_row(record: ConsumerRecord) -> tuple:
+    if record.value == b"bad":
         raise BadMessage("not a thing")
-    return (value.decode(),)
+    return (record.value.decode(),)
 
 
 def writer(log: Log, service: str) -> TableWriter:
