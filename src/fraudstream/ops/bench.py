@@ -10,8 +10,11 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
 - end to end: services running, N transactions (generated beforehand) produced as fast as possible,
   timed from the first produce call (the producer's preparation included) until the last row is
   committed in PostgreSQL;
-- latency: a fixed offered rate, after a warm-up at that rate; produce-to-committed time of each row
-  from its Kafka timestamp;
+- at each offered rate (``latency_rates``): after a warm-up at that rate, the produce-to-committed
+  time of each row from its Kafka timestamp, and the CPU time of every process of the stack over the
+  measured window (``cpu.py``: broker, PostgreSQL, detectors, sink; the load generator apart), as
+  cores and as CPU milliseconds per transaction; after the last rate's traffic, the same stack's CPU
+  with no traffic (``idle_cpu_cores``);
 - baseline: the seed's detector in this process (one message, one DataFrame, predict twice, flush
   each) over the first messages of the same input.
 
@@ -22,6 +25,7 @@ services start, so its detectors apply them to every batch.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -42,6 +46,7 @@ from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics, topic_specs
 from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel, resolve_threshold
+from fraudstream.ops.cpu import LOAD_GENERATOR, CpuUse, CpuWindow, Tracked, measure_idle
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
@@ -55,23 +60,42 @@ Say = Callable[[str], None]
 @dataclass(frozen=True)
 class BenchPlan:
     rows: int = 200_000
-    latency_rate: float = 1000.0
+    latency_rates: tuple[float, ...] = (1000.0,)
     latency_seconds: float = 30.0
     warm_up_seconds: float = 5.0
     baseline_rows: int = 2000
     detectors: int = 1
     timeout_s: float = 600.0
     rules: tuple[Rule, ...] = ()  # published to each stage's rules topic
+    idle_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class AtRate:
+    """The latency stage at one offered rate: latency percentiles (ms), the rate the load generator
+    reached, and the CPU of the measured window."""
+
+    latency_ms: dict[str, float]
+    achieved_tps: float
+    cpu: CpuUse
+    transactions: int
+
+
+def rate_key(rate: float) -> str:
+    """A rate as a JSON key: ``1000.0`` -> ``"1000"``."""
+    return f"{rate:g}"
 
 
 def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
-    """One full benchmark run; numbers only in the result (rates in rows/s, latencies in ms)."""
-    LocalStack.from_settings(settings).up()
-    bench = _Bench(settings, plan, say)
+    """One full benchmark run; numbers only in the result (rates in rows/s, latencies in ms, CPU in
+    cores and CPU milliseconds per transaction; figures at a rate keyed by ``rate_key``)."""
+    stack = LocalStack.from_settings(settings)
+    stack.up()
+    bench = _Bench(settings, plan, say, stack)
     try:
         detector_tps, sink_tps = bench.stages_alone()
         e2e_tps = bench.end_to_end()
-        latency = bench.latency()
+        at_rate, idle = bench.at_rates()
         baseline_tps = bench.baseline()
     finally:
         bench.clean_up()
@@ -84,25 +108,40 @@ def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
         "sink_tps": round(sink_tps, 1),
         "baseline_tps": round(baseline_tps, 1),
         "ratio_vs_baseline": round(e2e_tps / baseline_tps, 1),
-        "latency_ms": latency,
+        **_rate_figures(at_rate),
+        "idle_cpu_cores": idle.cores(),
+    }
+
+
+def _rate_figures(at_rate: dict[str, AtRate]) -> dict[str, dict[str, Any]]:
+    return {
+        "latency_ms": {key: figures.latency_ms for key, figures in at_rate.items()},
+        "achieved_tps_at_rate": {key: round(figures.achieved_tps, 1) for key, figures in at_rate.items()},
+        "cpu_cores_at_rate": {key: figures.cpu.cores() for key, figures in at_rate.items()},
+        "cpu_ms_per_tx_at_rate": {
+            key: figures.cpu.ms_per_message(figures.transactions) for key, figures in at_rate.items()
+        },
     }
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each figure's median over ``runs``, with the runs themselves under ``runs``."""
-    result: dict[str, Any] = {}
-    for key, value in runs[0].items():
-        if isinstance(value, dict):
-            result[key] = {k: statistics.median(run[key][k] for run in runs) for k in value}
-        else:
-            result[key] = statistics.median(run[key] for run in runs)
+    """Each figure's median over ``runs`` (nested figures too), with the runs themselves under
+    ``runs``; the ratios are those of the medians."""
+    result = _median_of(runs)
     result["ratio_vs_baseline"] = round(result["e2e_tps"] / result["baseline_tps"], 1)
     return {**result, "runs": runs}
 
 
+def _median_of(values: list[Any]) -> Any:
+    if isinstance(values[0], dict):
+        return {key: _median_of([value[key] for value in values]) for key in values[0]}
+    return statistics.median(values)
+
+
 class _Bench:
-    def __init__(self, settings: Settings, plan: BenchPlan, say: Say) -> None:
+    def __init__(self, settings: Settings, plan: BenchPlan, say: Say, stack: LocalStack) -> None:
         self.settings = settings
+        self.stack = stack
         self.plan = plan
         self.say = say
         self.run_id = uuid.uuid4().hex[:8]
@@ -148,20 +187,49 @@ class _Bench:
             self.wait_scored(stage)
             return self.plan.rows / (time.perf_counter() - started)
 
-    def latency(self) -> dict[str, float]:
-        """Produce-to-committed latency at a fixed rate, after a warm-up at that rate (not counted): the
-        first second of freshly started services is a start-up transient, not the steady state."""
-        stage, plan = self.stage("latency"), self.plan
-        warm_up = transactions(int(plan.latency_rate * plan.warm_up_seconds), seed=4)
-        measured = transactions(int(plan.latency_rate * plan.latency_seconds), seed=3)
-        with self.services(stage, "detector", "sink"):
-            self.say(f"latency: {plan.latency_rate:,.0f} tx/s, {plan.warm_up_seconds:.0f} s of warm-up")
-            self.produce(stage, warm_up, rate=plan.latency_rate)
+    def at_rates(self) -> tuple[dict[str, AtRate], CpuUse]:
+        """The latency stage at every rate of the plan, and the stack's idle CPU after the last one."""
+        figures, idle = {}, None
+        for number, rate in enumerate(self.plan.latency_rates, start=1):
+            last = number == len(self.plan.latency_rates)
+            figures[rate_key(rate)], idle = self.at_rate(rate, measure_idle_after=last)
+        return figures, idle
+
+    def at_rate(self, rate: float, measure_idle_after: bool) -> tuple[AtRate, CpuUse | None]:
+        """Produce-to-committed latency and the stack's CPU at a fixed rate, after a warm-up at that
+        rate (not counted): the first second of freshly started services is a start-up transient, not
+        the steady state. The CPU window runs from the first measured message to the last row stored."""
+        stage, plan = self.stage(f"rate-{rate_key(rate)}"), self.plan
+        warm_up = transactions(int(rate * plan.warm_up_seconds), seed=4)
+        measured = transactions(int(rate * plan.latency_seconds), seed=3)
+        idle = None
+        with self.services(stage, "detector", "sink") as running:
+            self.say(f"latency: {rate:,.0f} tx/s, {plan.warm_up_seconds:.0f} s of warm-up")
+            self.produce(stage, warm_up, rate=rate)
             first = len(self.transaction_ids)
-            self.say(f"latency: {plan.latency_rate:,.0f} tx/s for {plan.latency_seconds:.0f} s")
-            self.produce(stage, measured, rate=plan.latency_rate)
+            self.say(f"latency and CPU: {rate:,.0f} tx/s for {plan.latency_seconds:.0f} s")
+            tracked = self.tracked(running)
+            window = CpuWindow([*tracked, Tracked(LOAD_GENERATOR, (os.getpid(),), tree=False)]).start()
+            sent_in = self.produce(stage, measured, rate=rate)
             self.wait_scored(stage, len(warm_up) + len(measured))
-        return asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
+            cpu = window.stop()
+            if measure_idle_after:
+                self.say(f"idle CPU: the running stack with no traffic for {plan.idle_seconds:.0f} s")
+                idle = measure_idle(tracked, plan.idle_seconds)
+        latency = asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
+        return AtRate(latency, len(measured) / sent_in, cpu, len(measured)), idle
+
+    def tracked(self, running: list[ServiceProcess]) -> list[Tracked]:
+        """The stack's processes: the broker, PostgreSQL's postmaster and children, the services."""
+        servers = {"broker": self.stack.kafka.pid(), "postgres": self.stack.postgres.pid()}
+        missing = [name for name, pid in servers.items() if pid is None]
+        if missing:
+            raise RuntimeError(f"no running process found for {', '.join(missing)}")
+        entries = [Tracked(name, (pid,)) for name, pid in servers.items()]
+        for name in dict.fromkeys(service.name for service in running):
+            pids = tuple(service.process.pid for service in running if service.name == name)
+            entries.append(Tracked(name, pids))
+        return entries
 
     def baseline(self) -> float:
         """The seed's detector: per message a DataFrame, features, predict twice, produce and flush."""
