@@ -485,6 +485,7 @@ def bench(
         Path | None, typer.Option(dir_okay=False, help="draw latency and CPU against the rate in this PNG")
     ] = None,
     idle: Annotated[float, typer.Option(help="seconds of the stack's idle CPU measure")] = 10.0,
+    peer: Annotated[bool, typer.Option(help="measure the Quix Streams peer (needs `make quix-peer`)")] = True,
     rules: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="a rules file the detectors apply")
     ] = None,
@@ -493,6 +494,7 @@ def bench(
     ratio to a per-message baseline."""
     from fraudstream.ops.bench import BenchPlan, medians, run
     from fraudstream.ops.bench_plot import plot_curve
+    from fraudstream.ops.peers.quix import PeerUnavailable
 
     logging.basicConfig(level=logging.WARNING)
     versions = () if rules is None else tuple(_ruleset_from(str(rules), Settings()).latest.values())
@@ -500,14 +502,17 @@ def bench(
     if any(value <= 0 for value in rates):
         raise _fail("--rate must be positive")
     plan = BenchPlan(
-        rows, rates, seconds, warm_up, baseline_rows, detectors, rules=versions, idle_seconds=idle
+        rows, rates, seconds, warm_up, baseline_rows, detectors, rules=versions, idle_seconds=idle, peer=peer
     )
     runs = []
     for number in range(1, repeat + 1):
         with console.status(f"run {number}/{repeat}") as status:
-            runs.append(
-                run(Settings(), plan, say=lambda message, n=number: status.update(f"run {n}: {message}"))
-            )
+            try:
+                runs.append(
+                    run(Settings(), plan, say=lambda message, n=number: status.update(f"run {n}: {message}"))
+                )
+            except PeerUnavailable as error:
+                raise _fail(str(error)) from error
     result = medians(runs) if repeat > 1 else runs[0]
     _print_bench(result)
     if json_path is not None:
@@ -598,6 +603,22 @@ def _print_bench(result: dict) -> None:
         table.add_row(f"CPU {at} (ms per tx)", f"{result['cpu_ms_per_tx_at_rate'][rate]:.3f}")
     idle = ", ".join(f"{name} {value:.3f}" for name, value in result["idle_cpu_cores"].items())
     table.add_row("CPU with no traffic (cores)", idle)
+    limits = {key: value for key, value in result["limits"].items() if key != "transport"}
+    for key, value in {**result["limits"]["transport"], **limits}.items():
+        table.add_row(f"limit: {key}", f"{value:,.1f}")
+    for key in ("peer_quixstreams_tps", "peer_quixstreams_max_score_diff"):
+        if key in result:
+            table.add_row(key, f"{result[key]:,.6g}")
+    for key in (
+        "peer_quixstreams_latency_ms",
+        "peer_quixstreams_cpu_cores",
+        "peer_quixstreams_cpu_ms_per_tx",
+    ):
+        for rate, value in result.get(key, {}).items():
+            shown = ", ".join(f"{k} {v:,.2f}" for k, v in value.items()) if isinstance(value, dict) else value
+            table.add_row(f"{key} at {float(rate):,.0f} tx/s", str(shown))
+    for key, value in result["ratios"].items():
+        table.add_row(f"ratio {key}", f"{value:,.3f}")
     table.add_row("rows", f"{result['rows']:,}")
     table.add_row("detectors", str(result["detectors"]))
     Console().print(table)

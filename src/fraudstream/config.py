@@ -84,6 +84,7 @@ class Settings(BaseSettings):
     )
     mlflow_port: int = Field(5000, description="port of the local MLflow server of `fraudstream up`")
     mlflow_venv: Path = Field(Path(".venv-mlflow"), description="virtualenv of the local MLflow server")
+    quix_venv: Path = Field(Path(".venv-quix"), description="virtualenv of the bench's Quix Streams peer")
     registered_model: str = Field("fraudstream", description="registered model whose aliases serve")
     model_poll_s: float = Field(2.0, gt=0, description="how often the detector resolves the aliases")
     psi_warning: float = Field(0.2, gt=0, description="a PSI above this is drift worth a warning")

@@ -206,6 +206,22 @@ def read_to_end(client: Consumer, starts: list[TopicPartition], timeout: float) 
     return messages
 
 
+def next_batch(consumer: Consumer, max_messages: int, timeout_s: float) -> list[Message]:
+    """Wait up to ``timeout_s`` for one message, then take whatever else is already fetched, up to
+    ``max_messages``: small batches (low latency) when traffic is light, full ones under load."""
+    first = consumer.consume(1, timeout_s)
+    if not first:
+        return first
+    return first + consumer.consume(max_messages - 1, 0)
+
+
+def next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """The offset after each partition's last message (a partition's messages arrive in offset order):
+    what a transaction commits for them."""
+    last = {(message.topic(), message.partition()): message.offset() for message in messages}
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+
+
 def read_topic(settings: Settings, topic: str, group: str, timeout: float) -> list[Message]:
     """Every committed message of ``topic``, from the start of each partition to its end."""
     with reader(settings, group) as client:

@@ -131,7 +131,7 @@ class Detector:
                     raise failure
                 if messages:
                     prepared = self._prepare(messages)
-                    offsets, group = _next_offsets(messages), consumer.consumer_group_metadata()
+                    offsets, group = kafka.next_offsets(messages), consumer.consumer_group_metadata()
                     transactions.publish(prepared, offsets, group)
                 else:
                     transactions.settle()
@@ -153,12 +153,9 @@ class Detector:
                 )
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
-        """Wait for one message, then take whatever else is already fetched, up to the batch size:
-        small batches (low latency) when traffic is light, full ones (high throughput) under load."""
-        first = consumer.consume(1, self.settings.batch_timeout_ms / 1000)
-        if not first:
-            return first
-        return first + consumer.consume(self.settings.batch_max_messages - 1, 0)
+        return kafka.next_batch(
+            consumer, self.settings.batch_max_messages, self.settings.batch_timeout_ms / 1000
+        )
 
     def _prepare(self, messages: list[Message]) -> Prepared:
         """Decode and score a batch: the CPU work, done while the previous batch's commit completes."""
@@ -308,9 +305,3 @@ class Detector:
                 "queued.max.messages.kbytes": 65536,
             },
         )
-
-
-def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
-    """The offset after each partition's last message (a partition's messages arrive in offset order)."""
-    last = {(message.topic(), message.partition()): message.offset() for message in messages}
-    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
