@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     # Detector micro-batches
     batch_max_messages: int = Field(5000, ge=1)
     batch_timeout_ms: int = Field(100, ge=1, description="how long an idle detector waits for a message")
+    commit_interval_ms: int = Field(
+        0, ge=0, description="a detector transaction takes the batches of this long (0: one per batch)"
+    )
+    fetch_wait_max_ms: int = Field(
+        20, ge=1, description="how long the broker holds a detector's fetch that finds nothing new"
+    )
 
     # Review and live quality
     alert_budget: int = Field(

@@ -115,7 +115,8 @@ class Detector:
 
     def _process(self) -> None:
         producer = Producer(self._producer_config())
-        transactions = Transactions(producer, self._produce, self._committed)
+        interval_s = self.settings.commit_interval_ms / 1000
+        transactions = Transactions(producer, self._produce, self._committed, interval_s=interval_s)
         consumer = Consumer(self._consumer_config())
         self._transactions = transactions
         consumer.subscribe(
@@ -301,7 +302,7 @@ class Detector:
                 "isolation.level": "read_committed",
                 "session.timeout.ms": 10000,  # a killed detector's partitions move on within 10 s
                 "heartbeat.interval.ms": 3000,
-                "fetch.wait.max.ms": 20,
+                "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,
                 "queued.max.messages.kbytes": 65536,
             },
         )
