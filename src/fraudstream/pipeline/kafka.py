@@ -206,13 +206,16 @@ def read_to_end(client: Consumer, starts: list[TopicPartition], timeout: float) 
     return messages
 
 
-def next_batch(consumer: Consumer, max_messages: int, timeout_s: float) -> list[Message]:
-    """Wait up to ``timeout_s`` for one message, then take whatever else is already fetched, up to
-    ``max_messages``: small batches (low latency) when traffic is light, full ones under load."""
+def next_batch(
+    consumer: Consumer, max_messages: int, timeout_s: float, linger_s: float = 0.0
+) -> list[Message]:
+    """Wait up to ``timeout_s`` for one message, then take what else comes within ``linger_s`` (at once
+    what is already fetched), up to ``max_messages``: small batches when traffic is light, full ones
+    under load; a linger trades that much latency for fewer, larger batches at everyday rates."""
     first = consumer.consume(1, timeout_s)
     if not first:
         return first
-    return first + consumer.consume(max_messages - 1, 0)
+    return first + consumer.consume(max_messages - 1, linger_s)
 
 
 def next_offsets(messages: list[Message]) -> list[TopicPartition]:

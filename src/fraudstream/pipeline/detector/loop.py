@@ -154,9 +154,9 @@ class Detector:
                 )
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
-        return kafka.next_batch(
-            consumer, self.settings.batch_max_messages, self.settings.batch_timeout_ms / 1000
-        )
+        settings = self.settings
+        timeout_s, linger_s = settings.batch_timeout_ms / 1000, settings.batch_linger_ms / 1000
+        return kafka.next_batch(consumer, settings.batch_max_messages, timeout_s, linger_s)
 
     def _prepare(self, messages: list[Message]) -> Prepared:
         """Decode and score a batch: the CPU work, done while the previous batch's commit completes."""
