@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     batch_max_messages: int = Field(5000, ge=1)
     batch_timeout_ms: int = Field(100, ge=1, description="how long an idle detector waits for a message")
     batch_linger_ms: int = Field(
-        0, ge=0, description="after a batch's first message, how long the detector waits for more"
+        20, ge=0, description="after a batch's first message, how long the detector waits for more"
     )
     commit_interval_ms: int = Field(
         0, ge=0, description="a detector transaction takes the batches of this long (0: one per batch)"
