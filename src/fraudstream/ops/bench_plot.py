@@ -42,6 +42,8 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
     cpu.legend(fontsize="small", loc="upper left")
     if len(rates) > 1:
         cpu.set_xscale("log")
+    cpu.set_xticks(rates, [f"{rate:,.0f}" for rate in rates])
+    cpu.minorticks_off()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
