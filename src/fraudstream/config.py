@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     fetch_wait_max_ms: int = Field(
         20, ge=1, description="how long the broker holds a detector's fetch that finds nothing new"
     )
+    fetch_min_bytes: int = Field(
+        1,
+        ge=1,
+        description="the broker answers a detector's fetch once it has this much (or the wait is over)",
+    )
 
     # Review and live quality
     alert_budget: int = Field(

@@ -303,6 +303,7 @@ class Detector:
                 "session.timeout.ms": 10000,  # a killed detector's partitions move on within 10 s
                 "heartbeat.interval.ms": 3000,
                 "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,
+                "fetch.min.bytes": self.settings.fetch_min_bytes,
                 "queued.max.messages.kbytes": 65536,
             },
         )
