@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 RUN_PACKAGES  := openjdk-17-jre-headless maven postgresql
 TEST_PACKAGES := $(RUN_PACKAGES) chromium
 
-.PHONY: install mlflow-server system-deps test-deps run up down status test test-fast test-faults lint format clean
+.PHONY: install mlflow-server quix-peer system-deps test-deps run up down status test test-fast test-faults lint format clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,18 @@ $(MLFLOW_VENV)/.installed: Makefile
 	touch $@
 
 mlflow-server: $(MLFLOW_VENV)/.installed
+
+# The bench's Quix Streams peer (src/fraudstream/ops/peers/quix_app.py) in a virtualenv of its own:
+# quixstreams pins confluent-kafka < 2.13 and pydantic < 2.14, older than the product's.
+QUIX_VENV    ?= .venv-quix
+QUIX_VERSION := 3.28.1
+$(QUIX_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(QUIX_VENV)
+	$(QUIX_VENV)/bin/pip install --quiet --upgrade pip
+	$(QUIX_VENV)/bin/pip install --quiet 'quixstreams==$(QUIX_VERSION)' 'catboost>=1.2.7'
+	touch $@
+
+quix-peer: $(QUIX_VENV)/.installed
 
 # Installs the Debian packages of $(1) that are missing (needs root or sudo); a no-op when all are there.
 define install_missing
@@ -70,7 +82,7 @@ format: install
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-test: test-deps install mlflow-server lint
+test: test-deps install mlflow-server quix-peer lint
 	$(BIN)/pytest
 
 test-fast: install

@@ -518,7 +518,10 @@ def _ruleset_from(source: str, settings: Settings) -> RuleSet:
 @app.command()
 def bench(
     rows: Annotated[int, typer.Option(help="transactions for the throughput stages")] = 200_000,
-    rate: Annotated[float, typer.Option(help="offered rate of the latency stage, tx/s")] = 1000.0,
+    rate: Annotated[
+        list[float] | None,
+        typer.Option(help="offered rate of the latency and CPU stage, tx/s; repeat it for a curve [1000]"),
+    ] = None,
     seconds: Annotated[float, typer.Option(help="duration of the latency stage")] = 30.0,
     warm_up: Annotated[float, typer.Option(help="seconds at that rate before the latency is measured")] = 5.0,
     baseline_rows: Annotated[int, typer.Option(help="messages for the per-message baseline")] = 2000,
@@ -527,28 +530,55 @@ def bench(
     brokers: BrokersOption = None,
     repeat: Annotated[int, typer.Option(help="runs; figures are the medians")] = 1,
     json_path: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(dir_okay=False, help="draw latency and CPU against the rate in this PNG")
+    ] = None,
+    idle: Annotated[float, typer.Option(help="seconds of the stack's idle CPU measure")] = 10.0,
+    peer: Annotated[bool, typer.Option(help="measure the Quix Streams peer (needs `make quix-peer`)")] = True,
     rules: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="a rules file the detectors apply")
     ] = None,
 ) -> None:
-    """Measure throughput (end to end and per stage), latency, and the ratio to a per-message baseline."""
+    """Measure throughput (end to end and per stage), latency and CPU at each offered rate, and the
+    ratio to a per-message baseline."""
     from fraudstream.ops.bench import BenchPlan, medians, run
+    from fraudstream.ops.bench_plot import plot_curve
+    from fraudstream.ops.peers.quix import PeerUnavailable
 
     logging.basicConfig(level=logging.WARNING)
     versions = () if rules is None else tuple(_ruleset_from(str(rules), Settings()).latest.values())
-    plan = BenchPlan(rows, rate, seconds, warm_up, baseline_rows, detectors, sinks=sinks, rules=versions)
+    rates = tuple(sorted(set(rate or [1000.0])))
+    if any(value <= 0 for value in rates):
+        raise _fail("--rate must be positive")
+    plan = BenchPlan(
+        rows,
+        rates,
+        seconds,
+        warm_up,
+        baseline_rows,
+        detectors,
+        sinks=sinks,
+        rules=versions,
+        idle_seconds=idle,
+        peer=peer,
+    )
     settings = _cluster_settings(brokers)
     runs = []
     for number in range(1, repeat + 1):
         with console.status(f"run {number}/{repeat}") as status:
-            runs.append(
-                run(settings, plan, say=lambda message, n=number: status.update(f"run {n}: {message}"))
-            )
+            try:
+                runs.append(
+                    run(settings, plan, say=lambda message, n=number: status.update(f"run {n}: {message}"))
+                )
+            except PeerUnavailable as error:
+                raise _fail(str(error)) from error
     result = medians(runs) if repeat > 1 else runs[0]
     _print_bench(result)
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2))
+    if plot is not None:
+        plot_curve(result, plot)
 
 
 labels_app = typer.Typer(help="Decisions on transactions: import late labels, export training data.")
@@ -622,8 +652,32 @@ def _print_bench(result: dict) -> None:
     table.add_row("enabled rules", str(result["rules"]))
     for key in ("e2e_tps", "detector_tps", "sink_tps", "baseline_tps", "ratio_vs_baseline"):
         table.add_row(key, f"{result[key]:,.1f}")
-    for key, value in result["latency_ms"].items():
-        table.add_row(f"latency {key} (ms)", f"{value:,.1f}")
+    for rate, latency in result["latency_ms"].items():
+        at = f"at {float(rate):,.0f} tx/s"
+        table.add_row(f"reached {at}", f"{result['achieved_tps_at_rate'][rate]:,.1f} tx/s")
+        for key, value in latency.items():
+            table.add_row(f"latency {key} {at} (ms)", f"{value:,.1f}")
+        cores = result["cpu_cores_at_rate"][rate]
+        table.add_row(f"CPU {at} (cores)", ", ".join(f"{name} {value:.2f}" for name, value in cores.items()))
+        table.add_row(f"CPU {at} (ms per tx)", f"{result['cpu_ms_per_tx_at_rate'][rate]:.3f}")
+    idle = ", ".join(f"{name} {value:.3f}" for name, value in result["idle_cpu_cores"].items())
+    table.add_row("CPU with no traffic (cores)", idle)
+    limits = {key: value for key, value in result["limits"].items() if key != "transport"}
+    for key, value in {**result["limits"]["transport"], **limits}.items():
+        table.add_row(f"limit: {key}", f"{value:,.1f}")
+    for key in ("peer_quixstreams_tps", "peer_quixstreams_max_score_diff"):
+        if key in result:
+            table.add_row(key, f"{result[key]:,.6g}")
+    for key in (
+        "peer_quixstreams_latency_ms",
+        "peer_quixstreams_cpu_cores",
+        "peer_quixstreams_cpu_ms_per_tx",
+    ):
+        for rate, value in result.get(key, {}).items():
+            shown = ", ".join(f"{k} {v:,.2f}" for k, v in value.items()) if isinstance(value, dict) else value
+            table.add_row(f"{key} at {float(rate):,.0f} tx/s", str(shown))
+    for key, value in result["ratios"].items():
+        table.add_row(f"ratio {key}", f"{value:,.3f}")
     table.add_row("rows", f"{result['rows']:,}")
     for key in ("detectors", "sinks", "brokers", "replication_factor"):
         table.add_row(key.replace("_", " "), str(result[key]))

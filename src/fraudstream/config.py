@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     )
     mlflow_port: int = Field(5000, description="port of the local MLflow server of `fraudstream up`")
     mlflow_venv: Path = Field(Path(".venv-mlflow"), description="virtualenv of the local MLflow server")
+    quix_venv: Path = Field(Path(".venv-quix"), description="virtualenv of the bench's Quix Streams peer")
     registered_model: str = Field("fraudstream", description="registered model whose aliases serve")
     model_poll_s: float = Field(2.0, gt=0, description="how often the detector resolves the aliases")
     psi_warning: float = Field(0.2, gt=0, description="a PSI above this is drift worth a warning")
@@ -105,6 +106,20 @@ class Settings(BaseSettings):
     # Detector micro-batches
     batch_max_messages: int = Field(5000, ge=1)
     batch_timeout_ms: int = Field(100, ge=1, description="how long an idle detector waits for a message")
+    batch_linger_ms: int = Field(
+        20, ge=0, description="after a batch's first message, how long the detector waits for more"
+    )
+    commit_interval_ms: int = Field(
+        0, ge=0, description="a detector transaction takes the batches of this long (0: one per batch)"
+    )
+    fetch_wait_max_ms: int = Field(
+        20, ge=1, description="how long the broker holds a detector's fetch that finds nothing new"
+    )
+    fetch_min_bytes: int = Field(
+        1,
+        ge=1,
+        description="the broker answers a detector's fetch once it has this much (or the wait is over)",
+    )
 
     # Review and live quality
     alert_budget: int = Field(

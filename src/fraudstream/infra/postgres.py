@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fraudstream.infra.process import InfraError, port_in_use, wait_until
+from fraudstream.infra.process import InfraError, port_in_use, read_pid, wait_until
 from fraudstream.infra.secrets import write_private
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,10 @@ class PostgresServer:
 
     def running(self) -> bool:
         return self._pg_ctl("status").returncode == 0
+
+    def pid(self) -> int | None:
+        """The postmaster's pid (the parent of every server process), None when it is not running."""
+        return read_pid(self.cluster_dir / "postmaster.pid")
 
     def start(self, timeout: float = 60.0) -> None:
         """Initialise the cluster on first use, start it (idempotent), create the role and database."""

@@ -8,11 +8,21 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
   batch (start-up, rebalances and the producer's CPU excluded);
 - sink alone: the same on the detector stage's score messages, up to committed rows; those are held
   back from the sinks (``_Gate``) until their group has settled;
+- limits (``limits.py``): Kafka's own producer and consumer performance tools over the same messages,
+  a transactional pass-through (exactly-once alone) over the detector's backlog, CatBoost's predict
+  alone on that backlog's features;
+- the Quix Streams peer (``peers/``): the same features and model as an idiomatic Quix Streams
+  application, over the first ``peer_rows`` of the detector's backlog (its scores checked against
+  offline scoring), then at the everyday rate (its latency to visible output, and its CPU with the
+  broker's);
 - end to end: services running, N transactions (generated beforehand) produced as fast as possible,
   timed from the first produce call (the producer's preparation included) until the last row is
   committed in PostgreSQL;
-- latency: a fixed offered rate, after a warm-up at that rate; produce-to-committed time of each row
-  from its Kafka timestamp;
+- at each offered rate (``latency_rates``): after a warm-up at that rate, the produce-to-committed
+  time of each row from its Kafka timestamp, and the CPU time of every process of the stack over the
+  measured window (``cpu.py``: broker, PostgreSQL, detectors, sink; the load generator apart), as
+  cores and as CPU milliseconds per transaction; after the last rate's traffic, the same stack's CPU
+  with no traffic (``idle_cpu_cores``);
 - baseline: the seed's detector in this process (one message, one DataFrame, predict twice, flush
   each) over the first messages of the same input.
 
@@ -21,6 +31,9 @@ local Kafka of ``settings.kafka_brokers`` nodes (`--brokers 3`: topics replicate
 in sync, so every acknowledged write has crossed to a second broker: the replication's cost is in
 every figure).
 
+Every throughput is also a ratio to the limits, the baseline and the peer of the same run (``ratios``):
+ratios hold across machines where absolute figures do not.
+
 With rules (``BenchPlan.rules``, from ``--rules FILE``), every stage's rules topic holds them before its
 services start, so its detectors apply them to every batch.
 """
@@ -28,6 +41,8 @@ services start, so its detectors apply them to every batch.
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import statistics
 import time
 import uuid
@@ -45,10 +60,14 @@ from fraudstream.config import Settings
 from fraudstream.contracts.schema import coerce
 from fraudstream.infra.process import wait_until
 from fraudstream.infra.stack import LocalStack
-from fraudstream.infra.topics import ensure_topics, topic_specs
+from fraudstream.infra.topics import ensure_topics
 from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel, resolve_threshold
+from fraudstream.ml.offline import score_frame
+from fraudstream.ops import limits
+from fraudstream.ops.cpu import LOAD_GENERATOR, CpuUse, CpuWindow, Tracked, measure_idle
 from fraudstream.ops.loadgen import transactions
+from fraudstream.ops.peers.quix import Arrivals, QuixPeer, interpreter, latencies, produced_at
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
 from fraudstream.pipeline.producer import TransactionProducer
@@ -61,7 +80,7 @@ Say = Callable[[str], None]
 @dataclass(frozen=True)
 class BenchPlan:
     rows: int = 200_000
-    latency_rate: float = 1000.0
+    latency_rates: tuple[float, ...] = (1000.0,)
     latency_seconds: float = 30.0
     warm_up_seconds: float = 5.0
     baseline_rows: int = 2000
@@ -69,20 +88,58 @@ class BenchPlan:
     sinks: int = 1
     timeout_s: float = 600.0
     rules: tuple[Rule, ...] = ()  # published to each stage's rules topic
+    idle_seconds: float = 10.0
+    peer: bool = True  # the Quix Streams peer (its virtualenv: `make quix-peer`)
+    peer_rows: int = 20_000  # of the detector's backlog, for the peer's throughput and its scores' check
+    transport_rows: int = 300_000  # for Kafka's tools: enough for the JVM's warm-up not to count
+
+
+@dataclass(frozen=True)
+class AtRate:
+    """The latency stage at one offered rate: latency percentiles (ms), the rate the load generator
+    reached, and the CPU of the measured window."""
+
+    latency_ms: dict[str, float]
+    achieved_tps: float
+    cpu: CpuUse
+    transactions: int
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """The detector stage's transactions: its topics, the frame, where its ids start in the run's."""
+
+    stage: Settings
+    frame: pd.DataFrame
+    first: int
+
+
+def rate_key(rate: float) -> str:
+    """A rate as a JSON key: ``1000.0`` -> ``"1000"``."""
+    return f"{rate:g}"
 
 
 def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
-    """One full benchmark run; numbers only in the result (rates in rows/s, latencies in ms)."""
-    LocalStack.from_settings(settings).up()
-    bench = _Bench(settings, plan, say)
+    """One full benchmark run; numbers only in the result (rates in rows/s, latencies in ms, CPU in
+    cores and CPU milliseconds per transaction; figures at a rate keyed by ``rate_key``), with the
+    limits, the peer and every ratio (``ratios``)."""
+    if plan.peer:
+        interpreter(settings)  # before anything is measured
+    stack = LocalStack.from_settings(settings)
+    stack.up()
+    bench = _Bench(settings, plan, say, stack)
     try:
         detector_tps, sink_tps = bench.stages_alone()
+        limits = bench.limits()
+        peer = bench.peer_throughput() if plan.peer else {}
         e2e_tps = bench.end_to_end()
-        latency = bench.latency()
+        at_rate, idle = bench.at_rates()
+        if plan.peer:
+            peer.update(bench.peer_latency(peer_rate(plan.latency_rates)))
         baseline_tps = bench.baseline()
     finally:
         bench.clean_up()
-    return {
+    result = {
         "rows": plan.rows,
         "detectors": plan.detectors,
         "sinks": plan.sinks,
@@ -93,26 +150,82 @@ def run(settings: Settings, plan: BenchPlan, say: Say) -> dict[str, Any]:
         "detector_tps": round(detector_tps, 1),
         "sink_tps": round(sink_tps, 1),
         "baseline_tps": round(baseline_tps, 1),
-        "ratio_vs_baseline": round(e2e_tps / baseline_tps, 1),
-        "latency_ms": latency,
+        **_rate_figures(at_rate),
+        "idle_cpu_cores": idle.cores(),
+        "limits": limits,
+        **peer,
+    }
+    ratio = round(result["e2e_tps"] / result["baseline_tps"], 1)  # of the figures as reported
+    return {**result, "ratio_vs_baseline": ratio, "ratios": ratios(result)}
+
+
+def peer_rate(rates: tuple[float, ...]) -> float:
+    """The rate the peer's latency is measured at: the highest up to 1,000 tx/s (everyday load), else
+    the lowest."""
+    everyday = [rate for rate in rates if rate <= 1000.0]
+    return max(everyday) if everyday else min(rates)
+
+
+def ratios(result: dict[str, Any]) -> dict[str, float]:
+    """Every throughput as a ratio to the limits, the baseline and the peer of the same run, and the
+    peer's latency and CPU per transaction as ratios to fraudstream's at the same rate (> 1: the peer's
+    is higher)."""
+    limits = result["limits"]
+    transport = min(limits["transport"]["producer_tps"], limits["transport"]["consumer_tps"])
+    figures = {
+        "e2e_vs_baseline": result["e2e_tps"] / result["baseline_tps"],
+        "detector_vs_baseline": result["detector_tps"] / result["baseline_tps"],
+        "detector_vs_transport": result["detector_tps"] / transport,
+        "sink_vs_transport": result["sink_tps"] / transport,
+        "e2e_vs_transport": result["e2e_tps"] / transport,
+        "pass_through_vs_transport": limits["pass_through_tps"] / transport,
+        "detector_vs_pass_through": result["detector_tps"] / limits["pass_through_tps"],
+        "detector_vs_predict": result["detector_tps"] / limits["predict_tps"],
+    }
+    if "peer_quixstreams_tps" in result:
+        ((rate, peer_latency),) = result["peer_quixstreams_latency_ms"].items()
+        figures.update(
+            {
+                "e2e_vs_peer": result["e2e_tps"] / result["peer_quixstreams_tps"],
+                "detector_vs_peer": result["detector_tps"] / result["peer_quixstreams_tps"],
+                "peer_p99_vs_p99": peer_latency["p99"] / result["latency_ms"][rate]["p99"],
+                "peer_cpu_ms_per_tx_vs_cpu_ms_per_tx": result["peer_quixstreams_cpu_ms_per_tx"][rate]
+                / result["cpu_ms_per_tx_at_rate"][rate],
+            }
+        )
+    return {name: float(f"{value:.4g}") for name, value in figures.items()}  # 4 significant digits
+
+
+def _rate_figures(at_rate: dict[str, AtRate]) -> dict[str, dict[str, Any]]:
+    return {
+        "latency_ms": {key: figures.latency_ms for key, figures in at_rate.items()},
+        "achieved_tps_at_rate": {key: round(figures.achieved_tps, 1) for key, figures in at_rate.items()},
+        "cpu_cores_at_rate": {key: figures.cpu.cores() for key, figures in at_rate.items()},
+        "cpu_ms_per_tx_at_rate": {
+            key: figures.cpu.ms_per_message(figures.transactions) for key, figures in at_rate.items()
+        },
     }
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Each figure's median over ``runs``, with the runs themselves under ``runs``."""
-    result: dict[str, Any] = {}
-    for key, value in runs[0].items():
-        if isinstance(value, dict):
-            result[key] = {k: statistics.median(run[key][k] for run in runs) for k in value}
-        else:
-            result[key] = statistics.median(run[key] for run in runs)
+    """Each figure's median over ``runs`` (nested figures too), with the runs themselves under
+    ``runs``; the ratios are those of the medians."""
+    result = _median_of(runs)
     result["ratio_vs_baseline"] = round(result["e2e_tps"] / result["baseline_tps"], 1)
+    result["ratios"] = ratios(result)
     return {**result, "runs": runs}
 
 
+def _median_of(values: list[Any]) -> Any:
+    if isinstance(values[0], dict):
+        return {key: _median_of([value[key] for value in values]) for key in values[0]}
+    return statistics.median(values)
+
+
 class _Bench:
-    def __init__(self, settings: Settings, plan: BenchPlan, say: Say) -> None:
+    def __init__(self, settings: Settings, plan: BenchPlan, say: Say, stack: LocalStack) -> None:
         self.settings = settings
+        self.stack = stack
         self.plan = plan
         self.say = say
         self.run_id = uuid.uuid4().hex[:8]
@@ -121,6 +234,8 @@ class _Bench:
         self.admin = kafka.admin(settings)
         self.reader = Consumer(kafka.consumer_config(settings, f"bench-{self.run_id}-reader"))
         self.members: dict[str, Consumer] = {}
+        self.work_dir = settings.log_dir / "bench" / f"bench-{self.run_id}"
+        self.backlog: Backlog | None = None
 
     def stage(self, name: str) -> Settings:
         stage = self.settings.scoped(f"bench-{self.run_id}-{name}").model_copy(
@@ -138,9 +253,12 @@ class _Bench:
         return report.seconds
 
     def stages_alone(self) -> tuple[float, float]:
+        """The detector then the sink, each on a backlog; the transactions stay for the limits and the
+        peer (``self.backlog``)."""
         stage = self.stage("alone")
         frame = transactions(self.plan.rows, seed=1)
         gate = _Gate(stage, stage.topic_scoring, self.plan.timeout_s)
+        self.backlog = Backlog(stage, frame, len(self.transaction_ids))
         with self.services(stage, "detector"):
             self.say(f"detector alone: {self.plan.rows:,} transactions into the settled group")
             self.produce(stage, frame)
@@ -149,6 +267,75 @@ class _Bench:
             gate.open()
             sink_tps = self.drain(stage.sink_group, stage.topic_scoring, "sink")
         return detector_tps, sink_tps * self.plan.rows / self.end_offset(stage.topic_scoring)
+
+    def limits(self) -> dict[str, Any]:
+        """The transport (Kafka's tools), pass-through (exactly-once alone) and predict limits."""
+        rows, backlog = self.plan.rows, self.backlog
+        self.say(f"transport limit: Kafka's performance tools, {self.plan.transport_rows:,} messages")
+        topic, records = self.stage("transport").topic_transactions, self.plan.transport_rows
+        transport = limits.transport(self.stack.kafka, topic, backlog.frame, records)
+        self.say(f"pass-through limit: consume, produce, commit transactionally, {rows:,} messages")
+        target = self.stage("pass").topic_scoring
+        source = backlog.stage.topic_transactions
+        pass_through = limits.pass_through(self.settings, source, target, rows, self.plan.timeout_s)
+        self.say("predict limit: CatBoost on a prepared feature matrix")
+        return {
+            "transport": transport,
+            "pass_through_tps": round(pass_through, 1),
+            "predict_tps": round(limits.predict(self.settings, backlog.frame), 1),
+        }
+
+    def peer_throughput(self) -> dict[str, Any]:
+        """The Quix Streams peer over the detector's backlog, and the largest difference of its scores
+        from offline scoring (``ml.offline``) of the same transactions."""
+        backlog, stage, rows = self.backlog, self.stage("peer"), min(self.plan.peer_rows, self.plan.rows)
+        source, group = backlog.stage.topic_transactions, stage.detector_group
+        self.say(f"Quix Streams peer: the first {rows:,} transactions of the detector's backlog")
+        with QuixPeer(self.settings, source, stage.topic_scoring, group, self.work_dir / "peer") as peer:
+            tps = self.drain(group, source, "Quix Streams peer", peer.check_alive, target=rows)
+        with Arrivals(self.settings, stage.topic_scoring, f"bench-{self.run_id}-peer-scores") as arrivals:
+            arrivals.wait_for(rows, 60)
+        model = FraudModel.load(self.settings.model_path)
+        offline = score_frame(backlog.frame, model, self.settings.threshold)["score"].to_numpy()
+        ids = self.transaction_ids[backlog.first : backlog.first + len(backlog.frame)]
+        seen = arrivals.seen
+        differences = [abs(seen[t][1] - s) for t, s in zip(ids, offline, strict=True) if t in seen]
+        return {
+            "peer_quixstreams_tps": round(tps, 1),
+            "peer_quixstreams_max_score_diff": float(max(differences)),
+        }
+
+    def peer_latency(self, rate: float) -> dict[str, Any]:
+        """The peer at a fixed rate, as the detector's latency stage: visibility latency, and the CPU
+        of the broker and the peer over the measured window."""
+        stage, plan, key = self.stage(f"peer-rate-{rate_key(rate)}"), self.plan, rate_key(rate)
+        warm_up = transactions(int(rate * plan.warm_up_seconds), seed=4)
+        measured = transactions(int(rate * plan.latency_seconds), seed=3)
+        group = stage.detector_group
+        work_dir = self.work_dir / f"peer-{key}"
+        with (
+            QuixPeer(self.settings, stage.topic_transactions, stage.topic_scoring, group, work_dir) as peer,
+            Arrivals(self.settings, stage.topic_scoring, f"bench-{self.run_id}-peer-arrivals") as arrivals,
+        ):
+            self.say(f"Quix Streams peer: {rate:,.0f} tx/s, {plan.warm_up_seconds:.0f} s of warm-up")
+            self.produce(stage, warm_up, rate=rate)
+            arrivals.wait_for(len(warm_up), plan.timeout_s, peer)
+            self.say(
+                f"Quix Streams peer: latency and CPU at {rate:,.0f} tx/s for {plan.latency_seconds:.0f} s"
+            )
+            tracked = [Tracked("broker", (self.stack.kafka.pid(),)), Tracked("peer", (peer.process.pid,))]
+            window = CpuWindow(tracked).start()
+            self.produce(stage, measured, rate=rate)
+            arrivals.wait_for(len(warm_up) + len(measured), plan.timeout_s, peer)
+            cpu = window.stop()
+        produced = produced_at(self.settings, stage.topic_transactions, f"bench-{self.run_id}-peer-inputs")
+        first = len(self.transaction_ids) - len(measured)
+        visible = {t: arrivals.seen[t][0] for t in self.transaction_ids[first:]}
+        return {
+            "peer_quixstreams_latency_ms": {key: latencies(produced, visible)},
+            "peer_quixstreams_cpu_cores": {key: cpu.cores()},
+            "peer_quixstreams_cpu_ms_per_tx": {key: cpu.ms_per_message(len(measured))},
+        }
 
     def end_to_end(self) -> float:
         stage = self.stage("e2e")
@@ -160,20 +347,49 @@ class _Bench:
             self.wait_scored(stage)
             return self.plan.rows / (time.perf_counter() - started)
 
-    def latency(self) -> dict[str, float]:
-        """Produce-to-committed latency at a fixed rate, after a warm-up at that rate (not counted): the
-        first second of freshly started services is a start-up transient, not the steady state."""
-        stage, plan = self.stage("latency"), self.plan
-        warm_up = transactions(int(plan.latency_rate * plan.warm_up_seconds), seed=4)
-        measured = transactions(int(plan.latency_rate * plan.latency_seconds), seed=3)
-        with self.services(stage, "detector", "sink"):
-            self.say(f"latency: {plan.latency_rate:,.0f} tx/s, {plan.warm_up_seconds:.0f} s of warm-up")
-            self.produce(stage, warm_up, rate=plan.latency_rate)
+    def at_rates(self) -> tuple[dict[str, AtRate], CpuUse]:
+        """The latency stage at every rate of the plan, and the stack's idle CPU after the last one."""
+        figures, idle = {}, None
+        for number, rate in enumerate(self.plan.latency_rates, start=1):
+            last = number == len(self.plan.latency_rates)
+            figures[rate_key(rate)], idle = self.at_rate(rate, measure_idle_after=last)
+        return figures, idle
+
+    def at_rate(self, rate: float, measure_idle_after: bool) -> tuple[AtRate, CpuUse | None]:
+        """Produce-to-committed latency and the stack's CPU at a fixed rate, after a warm-up at that
+        rate (not counted): the first second of freshly started services is a start-up transient, not
+        the steady state. The CPU window runs from the first measured message to the last row stored."""
+        stage, plan = self.stage(f"rate-{rate_key(rate)}"), self.plan
+        warm_up = transactions(int(rate * plan.warm_up_seconds), seed=4)
+        measured = transactions(int(rate * plan.latency_seconds), seed=3)
+        idle = None
+        with self.services(stage, "detector", "sink") as running:
+            self.say(f"latency: {rate:,.0f} tx/s, {plan.warm_up_seconds:.0f} s of warm-up")
+            self.produce(stage, warm_up, rate=rate)
             first = len(self.transaction_ids)
-            self.say(f"latency: {plan.latency_rate:,.0f} tx/s for {plan.latency_seconds:.0f} s")
-            self.produce(stage, measured, rate=plan.latency_rate)
+            self.say(f"latency and CPU: {rate:,.0f} tx/s for {plan.latency_seconds:.0f} s")
+            tracked = self.tracked(running)
+            window = CpuWindow([*tracked, Tracked(LOAD_GENERATOR, (os.getpid(),), tree=False)]).start()
+            sent_in = self.produce(stage, measured, rate=rate)
             self.wait_scored(stage, len(warm_up) + len(measured))
-        return asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
+            cpu = window.stop()
+            if measure_idle_after:
+                self.say(f"idle CPU: the running stack with no traffic for {plan.idle_seconds:.0f} s")
+                idle = measure_idle(tracked, plan.idle_seconds)
+        latency = asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
+        return AtRate(latency, len(measured) / sent_in, cpu, len(measured)), idle
+
+    def tracked(self, running: list[ServiceProcess]) -> list[Tracked]:
+        """The stack's processes: the broker, PostgreSQL's postmaster and children, the services."""
+        servers = {"broker": self.stack.kafka.pid(), "postgres": self.stack.postgres.pid()}
+        missing = [name for name, pid in servers.items() if pid is None]
+        if missing:
+            raise RuntimeError(f"no running process found for {', '.join(missing)}")
+        entries = [Tracked(name, (pid,)) for name, pid in servers.items()]
+        for name in dict.fromkeys(service.name for service in running):
+            pids = tuple(service.process.pid for service in running if service.name == name)
+            entries.append(Tracked(name, pids))
+        return entries
 
     def baseline(self) -> float:
         """The seed's detector: per message a DataFrame, features, predict twice, produce and flush."""
@@ -232,17 +448,25 @@ class _Bench:
             for service in running:
                 service.stop()
 
-    def drain(self, group: str, topic: str, what: str) -> float:
+    def drain(
+        self,
+        group: str,
+        topic: str,
+        what: str,
+        alive: Callable[[], None] = lambda: None,
+        target: int | None = None,
+    ) -> float:
         """Offsets per second of ``group`` from now (its first committed batch, if later) to the end
-        of ``topic``.
+        of ``topic`` (to ``target`` offsets in all, if given); ``alive`` raises if the consumer died.
 
         Offsets of the scoring topic include transaction markers; the sink stage's rate is scaled back
         to rows by the caller.
         """
-        target = self.end_offset(topic)
+        target = self.end_offset(topic) if target is None else target
         first_time, first_count = None, 0
         deadline = time.monotonic() + self.plan.timeout_s
         while time.monotonic() < deadline:
+            alive()
             committed = self.committed(group, topic)
             now = time.perf_counter()
             if committed > 0 and first_time is None:
@@ -280,16 +504,17 @@ class _Bench:
         return sum(kafka.committed_offsets(self.members[group], asked, 10).values())
 
     def clean_up(self) -> None:
-        """Delete the bench's topics and its rows in fraud_scores."""
-        topics = [spec.name for stage in self.stages for spec in topic_specs(stage)]
+        """Delete the bench's topics (the stages', and those the peer made for its state: every name
+        holds the run's id), its rows in fraud_scores and the peer's state."""
         existing = self.admin.list_topics(timeout=10).topics
-        doomed = [topic for topic in topics if topic in existing]
+        doomed = [topic for topic in existing if f"bench-{self.run_id}-" in topic]
         if doomed:
             for future in self.admin.delete_topics(doomed, operation_timeout=30).values():
                 future.result()
         asyncio.run(_delete_rows(self.settings, self.transaction_ids))
         for client in [self.reader, *self.members.values()]:
             client.close()
+        shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 class _Gate:

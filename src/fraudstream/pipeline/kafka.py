@@ -206,6 +206,25 @@ def read_to_end(client: Consumer, starts: list[TopicPartition], timeout: float) 
     return messages
 
 
+def next_batch(
+    consumer: Consumer, max_messages: int, timeout_s: float, linger_s: float = 0.0
+) -> list[Message]:
+    """Wait up to ``timeout_s`` for one message, then take what else comes within ``linger_s`` (at once
+    what is already fetched), up to ``max_messages``: small batches when traffic is light, full ones
+    under load; a linger trades that much latency for fewer, larger batches at everyday rates."""
+    first = consumer.consume(1, timeout_s)
+    if not first:
+        return first
+    return first + consumer.consume(max_messages - 1, linger_s)
+
+
+def next_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """The offset after each partition's last message (a partition's messages arrive in offset order):
+    what a transaction commits for them."""
+    last = {(message.topic(), message.partition()): message.offset() for message in messages}
+    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
+
+
 def read_topic(settings: Settings, topic: str, group: str, timeout: float) -> list[Message]:
     """Every committed message of ``topic``, from the start of each partition to its end."""
     with reader(settings, group) as client:

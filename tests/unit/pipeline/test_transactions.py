@@ -32,6 +32,7 @@ class RecordingProducer:
 
     def __init__(self, fail_at: str | None = None, block_at: str | None = None) -> None:
         self.calls: list[str] = []
+        self.sent_offsets: list[list[TopicPartition]] = []
         self.fail_at, self.block_at = fail_at, block_at
         self.release = threading.Event()
 
@@ -54,8 +55,8 @@ class RecordingProducer:
     def send_offsets_to_transaction(
         self, offsets: list[TopicPartition], group: object, timeout: float
     ) -> None:
-        assert offsets == OFFSETS
         assert group is GROUP
+        self.sent_offsets.append(offsets)
         self._step("send_offsets_to_transaction")
 
     def commit_transaction(self, timeout: float) -> None:
@@ -65,15 +66,33 @@ class RecordingProducer:
         self._step("abort_transaction")
 
 
-def transactions(producer: RecordingProducer, timeouts: Timeouts = FAST) -> Transactions[str]:
+class Clock:
+    """Seconds that pass only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def transactions(
+    producer: RecordingProducer,
+    timeouts: Timeouts = FAST,
+    interval_s: float = 0.0,
+    clock: Clock | None = None,
+) -> Transactions[str]:
     """Batches are names, each produced as one message; a commit is recorded as ``committed <name>``."""
 
     def produce(target: RecordingProducer, batch: str) -> None:
+        if batch == "bad":
+            raise ValueError(batch)
         target.produce("scoring", batch.encode())
 
-    return Transactions(
-        producer, produce, lambda batch: producer.calls.append(f"committed {batch}"), timeouts
-    )
+    def committed(batch: str) -> None:
+        producer.calls.append(f"committed {batch}")
+
+    return Transactions(producer, produce, committed, timeouts, interval_s, clock or Clock())
 
 
 def test_a_batch_is_begun_produced_given_its_offsets_and_committed_in_that_order():
@@ -82,6 +101,53 @@ def test_a_batch_is_begun_produced_given_its_offsets_and_committed_in_that_order
     sequence.publish("a", OFFSETS, GROUP)
     sequence.settle()
     assert producer.calls == ["init_transactions", *STEPS, "committed a"]
+    assert producer.sent_offsets == [OFFSETS]
+
+
+def test_with_an_interval_the_batches_within_it_are_one_transaction_with_their_last_offsets():
+    producer, clock = RecordingProducer(), Clock()
+    sequence = transactions(producer, interval_s=0.1, clock=clock)
+    sequence.publish("a", [TopicPartition("transactions", 0, 10)], GROUP)
+    clock.now = 0.05
+    sequence.publish(
+        "b", [TopicPartition("transactions", 1, 7), TopicPartition("transactions", 0, 12)], GROUP
+    )
+    assert producer.calls == ["init_transactions", "begin_transaction", "produce", "produce"]  # still open
+
+    clock.now = 0.1
+    sequence.publish("c", [TopicPartition("transactions", 1, 9)], GROUP)
+    sequence.settle()
+
+    assert producer.calls == [
+        "init_transactions", "begin_transaction", "produce", "produce", "produce",
+        "send_offsets_to_transaction", "commit_transaction", "committed a", "committed b", "committed c",
+    ]  # fmt: skip
+    assert producer.sent_offsets == [
+        [TopicPartition("transactions", 0, 12), TopicPartition("transactions", 1, 9)]
+    ]
+
+
+def test_with_an_interval_an_idle_detector_commits_the_open_transaction_at_once():
+    producer = RecordingProducer()
+    sequence = transactions(producer, interval_s=60.0, clock=Clock())
+    sequence.publish("a", OFFSETS, GROUP)
+    assert "commit_transaction" not in producer.calls
+
+    sequence.settle()
+
+    assert producer.calls == ["init_transactions", *STEPS, "committed a"]
+
+
+def test_with_an_interval_a_failing_batch_aborts_the_batches_before_it_in_its_transaction():
+    producer = RecordingProducer()
+    sequence = transactions(producer, interval_s=60.0, clock=Clock())
+    sequence.publish("a", OFFSETS, GROUP)
+
+    with pytest.raises(ValueError):
+        sequence.publish("bad", OFFSETS, GROUP)
+    sequence.settle()  # nothing open, nothing in flight
+
+    assert producer.calls == ["init_transactions", "begin_transaction", "produce", "abort_transaction"]
 
 
 def test_the_commit_is_left_running_and_awaited_before_the_next_transaction_begins():

@@ -115,7 +115,8 @@ class Detector:
 
     def _process(self) -> None:
         producer = Producer(self._producer_config())
-        transactions = Transactions(producer, self._produce, self._committed)
+        interval_s = self.settings.commit_interval_ms / 1000
+        transactions = Transactions(producer, self._produce, self._committed, interval_s=interval_s)
         consumer = Consumer(self._consumer_config())
         self._transactions = transactions
         consumer.subscribe(
@@ -131,7 +132,7 @@ class Detector:
                     raise failure
                 if messages:
                     prepared = self._prepare(messages)
-                    offsets, group = _next_offsets(messages), consumer.consumer_group_metadata()
+                    offsets, group = kafka.next_offsets(messages), consumer.consumer_group_metadata()
                     transactions.publish(prepared, offsets, group)
                 else:
                     transactions.settle()
@@ -153,12 +154,9 @@ class Detector:
                 )
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
-        """Wait for one message, then take whatever else is already fetched, up to the batch size:
-        small batches (low latency) when traffic is light, full ones (high throughput) under load."""
-        first = consumer.consume(1, self.settings.batch_timeout_ms / 1000)
-        if not first:
-            return first
-        return first + consumer.consume(self.settings.batch_max_messages - 1, 0)
+        settings = self.settings
+        timeout_s, linger_s = settings.batch_timeout_ms / 1000, settings.batch_linger_ms / 1000
+        return kafka.next_batch(consumer, settings.batch_max_messages, timeout_s, linger_s)
 
     def _prepare(self, messages: list[Message]) -> Prepared:
         """Decode and score a batch: the CPU work, done while the previous batch's commit completes."""
@@ -304,13 +302,8 @@ class Detector:
                 "isolation.level": "read_committed",
                 "session.timeout.ms": 10000,  # a killed detector's partitions move on within 10 s
                 "heartbeat.interval.ms": 3000,
-                "fetch.wait.max.ms": 20,
+                "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,
+                "fetch.min.bytes": self.settings.fetch_min_bytes,
                 "queued.max.messages.kbytes": 65536,
             },
         )
-
-
-def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
-    """The offset after each partition's last message (a partition's messages arrive in offset order)."""
-    last = {(message.topic(), message.partition()): message.offset() for message in messages}
-    return [TopicPartition(topic, partition, offset + 1) for (topic, partition), offset in last.items()]
