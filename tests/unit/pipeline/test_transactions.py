@@ -13,7 +13,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from fraudstream.config import DEFAULT_MODEL_PATH, Settings
+from fraudstream.contracts.schema import customer_ids
 from fraudstream.errors import KafkaCallTimeout
+from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel
 from fraudstream.pipeline.detector import Detector
 from fraudstream.pipeline.detector.serving import ModelServing
@@ -175,10 +177,10 @@ def test_a_blocked_abort_is_given_up_on_too_and_the_first_error_raised():
     assert producer.calls[-1] == "abort_transaction"
 
 
-def test_revoking_partitions_waits_for_their_last_commit_then_drops_their_state():
+def test_revoking_a_partition_waits_for_its_last_commit_then_drops_its_state_only():
     settings = Settings()
     detector = Detector(settings, ModelServing.fixed(settings, FraudModel.load(DEFAULT_MODEL_PATH)), "unit")
-    detector.engine.transform(synthetic(customers=3, days=2))
+    held = hold_two_partitions(detector)
     producer = RecordingProducer(block_at="commit_transaction")
     detector._transactions = transactions(producer, PATIENT)
     detector._transactions.publish("a", OFFSETS, GROUP)
@@ -187,7 +189,8 @@ def test_revoking_partitions_waits_for_their_last_commit_then_drops_their_state(
     detector._on_revoke(None, OFFSETS)
 
     assert producer.calls[-1] == "committed a"
-    assert len(detector.engine) == 0
+    assert detector.state.partitions == [1]
+    assert set(detector.state.engine.export_state(held)) == set(held[1::2])
 
 
 def test_a_commit_failing_while_partitions_are_revoked_is_kept_for_the_loop_and_the_state_dropped():
@@ -195,7 +198,7 @@ def test_a_commit_failing_while_partitions_are_revoked_is_kept_for_the_loop_and_
     without partitions; the loop raises it instead, and the session starts over with fresh clients."""
     settings = Settings()
     detector = Detector(settings, ModelServing.fixed(settings, FraudModel.load(DEFAULT_MODEL_PATH)), "unit")
-    detector.engine.transform(synthetic(customers=3, days=2))
+    held = hold_two_partitions(detector)
     producer = RecordingProducer(fail_at="commit_transaction")
     detector._transactions = transactions(producer, PATIENT)
     detector._transactions.publish("a", OFFSETS, GROUP)
@@ -204,4 +207,18 @@ def test_a_commit_failing_while_partitions_are_revoked_is_kept_for_the_loop_and_
 
     assert isinstance(detector._revoke_failure, KafkaException)
     assert producer.calls[-1] == "abort_transaction"
-    assert len(detector.engine) == 0
+    assert detector.state.partitions == [1]
+    assert set(detector.state.engine.export_state(held)) == set(held[1::2])
+
+
+def hold_two_partitions(detector: Detector) -> list[str]:
+    """The detector given partitions 0 and 1 (``OFFSETS`` revokes 0), customers alternating between
+    them; the customers, in that order."""
+    engine = FeatureEngine()
+    frame = synthetic(customers=4, days=2)
+    engine.transform(frame)
+    customers = sorted(set(customer_ids(frame)))
+    states = engine.export_state(customers)
+    for partition in (0, 1):
+        detector.state.add(partition, {c: states[c] for c in customers[partition::2]})
+    return customers
