@@ -22,6 +22,7 @@ import orjson
 import pandas as pd
 import pytest
 from confluent_kafka import Message, Producer
+from confluent_kafka.admin import NewTopic
 
 from fraudstream.config import Settings
 from fraudstream.contracts.messages import TransactionData, encoder
@@ -29,6 +30,7 @@ from fraudstream.contracts.schema import INPUT_COLUMNS, customer_ids, read_csv, 
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ml.model import FraudModel
 from fraudstream.ml.offline import score_frame
+from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
 from fraudstream.pipeline.detector.routing import FORWARDED_PARTITION, FORWARDED_TOPIC
@@ -180,6 +182,22 @@ def test_input_keyed_by_customer_with_crc32_partitioning_scores_as_offline(two_d
     assert 0 < len(copies) < ROWS and crc32 == {0, 1, 2}  # some customers' CRC32 partition is murmur2's
     assert_copies_on_their_customers_partition(copies, frame, ids)
     assert_scored_as_offline(settings, frame, ids)
+
+
+def test_murmur2_gives_the_partitions_our_murmur2_random_producer_puts_keys_in(stack_settings):
+    topic = f"murmur2-{uuid.uuid4().hex[:6]}"
+    admin = kafka.admin(stack_settings)
+    admin.create_topics([NewTopic(topic, num_partitions=7, replication_factor=1)])[topic].result()
+    keys = [c.encode() for c in customer_ids(transactions(500, customer_count=500))]
+    keys += [f"key-{n}".encode() * (n % 5) for n in range(1, 200)]  # every tail length, and longer keys
+    placed: dict[bytes, int] = {}
+    producer = Producer(kafka.producer_config(stack_settings))
+    for key in keys:
+        producer.produce(topic, b"", key, on_delivery=lambda _, m: placed.__setitem__(m.key(), m.partition()))
+    assert producer.flush(30) == 0
+    admin.delete_topics([topic])
+
+    assert [placed[key] for key in keys] == partitions_for_keys(keys, 7).tolist()
 
 
 def events(log: str, name: str) -> list[dict]:

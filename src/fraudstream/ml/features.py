@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -107,9 +108,32 @@ class FeatureEngine:
         self._agg = np.zeros((1024, N_AGG_FIELDS), dtype=np.int64)
         self._events: dict[int, np.ndarray] = {}  # slot -> the customer's kept events, in arrival order
         self._touched: set[str] = set()
+        self._undo: _Undo | None = None
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def checkpoint(self) -> None:
+        """Record from here on what ``features_and_update`` changes, so that ``rollback`` can undo it
+        (the detector's batch whose transaction was refused); forgets the previous checkpoint. Costs a
+        copy of the batch's customers' totals per batch."""
+        self._undo = _Undo()
+
+    def rollback(self) -> None:
+        """The state as it was at the last ``checkpoint``. Raises ``FeatureStateError`` without one
+        (``load_state`` since then also discards it)."""
+        undo, self._undo = self._undo, None
+        if undo is None:
+            raise FeatureStateError("no checkpoint to roll back to")
+        for slots, rows in reversed(undo.totals):
+            self._agg[slots] = rows
+        for slot, events in undo.events.items():
+            if events is None:
+                self._events.pop(slot, None)
+            else:
+                self._events[slot] = events
+        for customer in undo.new:
+            self._forget(customer)
 
     def touched_customers(self) -> set[str]:
         """Customers whose state changed in ``transform`` since the last call; resets the set."""
@@ -165,6 +189,8 @@ class FeatureEngine:
                 self._agg = np.concatenate([self._agg, np.zeros_like(self._agg)])
             self._agg[slot] = 0
             self._slots[customer] = slot
+            if self._undo is not None:
+                self._undo.new.append(customer)
         return slot
 
     def _features_then_store(
@@ -241,6 +267,9 @@ class FeatureEngine:
     def _store(self, batch: _Batch, hours: np.ndarray) -> None:
         """Add the new events to the running totals; keep only each customer's events within the window."""
         slot = batch.new_slots
+        if self._undo is not None:
+            changed = np.unique(slot)
+            self._undo.totals.append((changed, self._agg[changed].copy()))
         fresh = self._agg[slot, AG_COUNT] == 0
         self._agg[slot[fresh], AG_FIRST] = batch.events[batch.starts[fresh], EV_TIME]
         cat, cents, ones = batch.new_field(EV_CAT), batch.new_field(EV_CENTS), np.ones_like(slot)
@@ -253,7 +282,10 @@ class FeatureEngine:
         kept_slots, kept = batch.slots[keep], batch.events[keep]
         customers, starts = np.unique(kept_slots, return_index=True)
         ends = [*starts[1:].tolist(), len(kept)]
+        undo = self._undo.events if self._undo is not None else None
         for slot, start, end in zip(customers.tolist(), starts.tolist(), ends, strict=True):
+            if undo is not None and slot not in undo:
+                undo[slot] = self._events.get(slot)
             self._events[slot] = kept[start:end].copy()  # a copy: a view would keep the whole batch alive
 
     def export_state(self, customer_ids: Iterable[str]) -> dict[str, bytes]:
@@ -270,6 +302,7 @@ class FeatureEngine:
 
     def load_state(self, states: Mapping[str, bytes | None]) -> None:
         """Replace the state of the given customers with serialized states; ``None`` deletes a customer."""
+        self._undo = None
         for customer, state in states.items():
             if state is None:
                 self._forget(customer)
@@ -285,6 +318,16 @@ class FeatureEngine:
             self._agg[slot] = 0
             self._events.pop(slot, None)
             self._free.append(slot)
+
+
+@dataclass
+class _Undo:
+    """What the batches since a checkpoint changed: the customers they added, the totals of the
+    customers they updated, and each updated slot's events before (None: it had none)."""
+
+    new: list[str] = field(default_factory=list)
+    totals: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    events: dict[int, np.ndarray | None] = field(default_factory=dict)
 
 
 class _Batch:

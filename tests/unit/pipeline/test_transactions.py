@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from fraudstream.config import DEFAULT_MODEL_PATH, Settings
 from fraudstream.contracts.schema import customer_ids
@@ -18,6 +18,8 @@ from fraudstream.errors import KafkaCallTimeout
 from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel
 from fraudstream.pipeline.detector import Detector
+from fraudstream.pipeline.detector.loop import Prepared, Scored
+from fraudstream.pipeline.detector.routing import Router
 from fraudstream.pipeline.detector.serving import ModelServing
 from fraudstream.pipeline.detector.transactions import Timeouts, Transactions
 from tests.unit.transactions import synthetic
@@ -26,15 +28,23 @@ FAST = Timeouts(init_s=0.01, call_s=0.01, abort_s=0.01, grace_s=0.05)  # blocked
 PATIENT = Timeouts(init_s=0.01, call_s=0.01, abort_s=0.01, grace_s=5.0)  # for calls released by the test
 OFFSETS = [TopicPartition("transactions", 0, 42)]
 GROUP = object()
+
+
+def group() -> object:
+    return GROUP
+
+
 STEPS = ("begin_transaction", "produce", "send_offsets_to_transaction", "commit_transaction")
 
 
 class RecordingProducer:
     """Records the transactional calls made on it, in order; fails, or blocks until released, at a step."""
 
-    def __init__(self, fail_at: str | None = None, block_at: str | None = None) -> None:
+    def __init__(
+        self, fail_at: str | None = None, block_at: str | None = None, code: int = KafkaError._STATE
+    ) -> None:
         self.calls: list[str] = []
-        self.fail_at, self.block_at = fail_at, block_at
+        self.fail_at, self.block_at, self.code = fail_at, block_at, code
         self.release = threading.Event()
 
     def _step(self, name: str) -> None:
@@ -42,7 +52,7 @@ class RecordingProducer:
         if name == self.block_at:
             self.release.wait(5)
         if name == self.fail_at:
-            raise KafkaException(KafkaError(KafkaError._STATE, f"{name} failed"))
+            raise KafkaException(KafkaError(self.code, f"{name} failed"))
 
     def init_transactions(self, timeout: float) -> None:
         self._step("init_transactions")
@@ -81,7 +91,7 @@ def transactions(producer: RecordingProducer, timeouts: Timeouts = FAST) -> Tran
 def test_a_batch_is_begun_produced_given_its_offsets_and_committed_in_that_order():
     producer = RecordingProducer()
     sequence = transactions(producer)
-    sequence.publish("a", OFFSETS, GROUP)
+    sequence.publish("a", OFFSETS, group)
     sequence.settle()
     assert producer.calls == ["init_transactions", *STEPS, "committed a"]
 
@@ -89,10 +99,10 @@ def test_a_batch_is_begun_produced_given_its_offsets_and_committed_in_that_order
 def test_the_commit_is_left_running_and_awaited_before_the_next_transaction_begins():
     producer = RecordingProducer(block_at="commit_transaction")
     sequence = transactions(producer, PATIENT)
-    sequence.publish("a", OFFSETS, GROUP)
+    sequence.publish("a", OFFSETS, group)
     assert producer.calls[-1] == "commit_transaction"  # publish returned with the commit still blocked
 
-    second = threading.Thread(target=sequence.publish, args=("b", OFFSETS, GROUP))
+    second = threading.Thread(target=sequence.publish, args=("b", OFFSETS, group))
     second.start()
     time.sleep(0.05)
     assert producer.calls.count("begin_transaction") == 1, "b began before a's commit returned"
@@ -105,7 +115,7 @@ def test_the_commit_is_left_running_and_awaited_before_the_next_transaction_begi
 def test_settle_waits_for_the_commit_in_flight():
     producer = RecordingProducer(block_at="commit_transaction")
     sequence = transactions(producer, PATIENT)
-    sequence.publish("a", OFFSETS, GROUP)
+    sequence.publish("a", OFFSETS, group)
     threading.Timer(0.05, producer.release.set).start()
     started = time.perf_counter()
     sequence.settle()
@@ -120,7 +130,7 @@ def test_a_failure_before_the_commit_aborts_and_is_raised(step):
     producer = RecordingProducer(fail_at=step)
     sequence = transactions(producer)
     with pytest.raises(KafkaException, match=f"{step} failed"):
-        sequence.publish("a", OFFSETS, GROUP)
+        sequence.publish("a", OFFSETS, group)
     done = STEPS.index(step) + 1
     assert producer.calls == ["init_transactions", *STEPS[:done], "abort_transaction"]
     sequence.settle()  # nothing was left in flight
@@ -130,7 +140,7 @@ def test_a_failure_before_the_commit_aborts_and_is_raised(step):
 def test_a_failed_commit_is_aborted_and_raised_when_settled_and_the_batch_not_counted():
     producer = RecordingProducer(fail_at="commit_transaction")
     sequence = transactions(producer)
-    sequence.publish("a", OFFSETS, GROUP)
+    sequence.publish("a", OFFSETS, group)
     with pytest.raises(KafkaException, match="commit_transaction failed"):
         sequence.settle()
     assert producer.calls == ["init_transactions", *STEPS, "abort_transaction"]
@@ -139,7 +149,7 @@ def test_a_failed_commit_is_aborted_and_raised_when_settled_and_the_batch_not_co
 def test_a_failed_begin_is_raised_with_nothing_produced_and_nothing_to_abort():
     producer = RecordingProducer(fail_at="begin_transaction")
     with pytest.raises(KafkaException, match="begin_transaction failed"):
-        transactions(producer).publish("a", OFFSETS, GROUP)
+        transactions(producer).publish("a", OFFSETS, group)
     assert producer.calls == ["init_transactions", "begin_transaction"]
 
 
@@ -150,7 +160,7 @@ def test_an_error_of_the_batch_itself_aborts_the_transaction_too():
         raise KeyError(batch)
 
     with pytest.raises(KeyError):
-        Transactions(producer, produce, lambda batch: None, FAST).publish("a", OFFSETS, GROUP)
+        Transactions(producer, produce, lambda batch: None, FAST).publish("a", OFFSETS, group)
     assert producer.calls == ["init_transactions", "begin_transaction", "abort_transaction"]
 
 
@@ -160,7 +170,7 @@ def test_a_call_blocked_past_its_timeout_is_given_up_on_and_the_transaction_abor
     sequence = transactions(producer)
     started = time.perf_counter()
     with pytest.raises(KafkaCallTimeout, match=f"{step} blocked"):
-        sequence.publish("a", OFFSETS, GROUP)
+        sequence.publish("a", OFFSETS, group)
         sequence.settle()
     waited = time.perf_counter() - started
     producer.release.set()
@@ -172,7 +182,7 @@ def test_a_call_blocked_past_its_timeout_is_given_up_on_and_the_transaction_abor
 def test_a_blocked_abort_is_given_up_on_too_and_the_first_error_raised():
     producer = RecordingProducer(fail_at="produce", block_at="abort_transaction")
     with pytest.raises(KafkaException, match="produce failed"):
-        transactions(producer).publish("a", OFFSETS, GROUP)
+        transactions(producer).publish("a", OFFSETS, group)
     producer.release.set()
     assert producer.calls[-1] == "abort_transaction"
 
@@ -183,7 +193,7 @@ def test_revoking_a_partition_waits_for_its_last_commit_then_drops_its_state_onl
     held = hold_two_partitions(detector)
     producer = RecordingProducer(block_at="commit_transaction")
     detector._transactions = transactions(producer, PATIENT)
-    detector._transactions.publish("a", OFFSETS, GROUP)
+    detector._transactions.publish("a", OFFSETS, group)
     threading.Timer(0.05, producer.release.set).start()
 
     detector._on_revoke(None, OFFSETS)
@@ -201,7 +211,7 @@ def test_a_commit_failing_while_partitions_are_revoked_is_kept_for_the_loop_and_
     held = hold_two_partitions(detector)
     producer = RecordingProducer(fail_at="commit_transaction")
     detector._transactions = transactions(producer, PATIENT)
-    detector._transactions.publish("a", OFFSETS, GROUP)
+    detector._transactions.publish("a", OFFSETS, group)
 
     detector._on_revoke(None, OFFSETS)
 
@@ -222,3 +232,62 @@ def hold_two_partitions(detector: Detector) -> list[str]:
     for partition in (0, 1):
         detector.state.add(partition, {c: states[c] for c in customers[partition::2]})
     return customers
+
+
+class RecordingConsumer:
+    """The consumer calls ``Detector._publish`` makes: its group metadata, and seeks (recorded)."""
+
+    def __init__(self) -> None:
+        self.seeks: list[TopicPartition] = []
+
+    def consumer_group_metadata(self) -> object:
+        return GROUP
+
+    def seek(self, partition: TopicPartition) -> None:
+        self.seeks.append(partition)
+
+
+def test_a_batch_whose_offsets_a_rebalance_made_stale_is_undone_and_read_again():
+    """Offsets refused for a stale generation (a cooperative rebalance bumped it while the batch was
+    scored): the transaction is aborted, the batch's state changes undone, the partition rewound to the
+    batch's first offset; the session goes on (no restart, no restore)."""
+    settings = Settings()
+    detector = Detector(settings, ModelServing.fixed(settings, FraudModel.load(DEFAULT_MODEL_PATH)), "unit")
+    detector._router = Router("transactions", 3)
+    held = hold_two_partitions(detector)
+    before = detector.state.engine.export_state(held)
+    detector.state.engine.checkpoint()
+    batch = synthetic(customers=6, days=1)
+    detector.state.engine.transform(batch)
+    scored = Scored([], [], dict.fromkeys(customer_ids(batch), 0))
+    messages = [
+        Message(topic="transactions", partition=0, offset=offset, value=b"") for offset in (39, 40, 41)
+    ]
+    producer = RecordingProducer(fail_at="send_offsets_to_transaction", code=KafkaError.ILLEGAL_GENERATION)
+    consumer = RecordingConsumer()
+
+    detector._publish(
+        consumer,
+        Transactions(producer, detector._produce, detector._committed, FAST),
+        Prepared(messages, scored, [], [], 0.0),
+    )
+
+    assert producer.calls[-1] == "abort_transaction"
+    assert consumer.seeks == [TopicPartition("transactions", 0, 39)]
+    assert len(detector.state.engine) == len(held)
+    assert detector.state.engine.export_state([*held, *customer_ids(batch)]) == before
+
+
+def test_any_other_refusal_of_the_offsets_ends_the_session():
+    settings = Settings()
+    detector = Detector(settings, ModelServing.fixed(settings, FraudModel.load(DEFAULT_MODEL_PATH)), "unit")
+    detector._router = Router("transactions", 3)
+    detector.state.engine.checkpoint()
+    messages = [Message(topic="transactions", partition=0, offset=41, value=b"")]
+    producer = RecordingProducer(fail_at="send_offsets_to_transaction", code=KafkaError.UNKNOWN_MEMBER_ID)
+    consumer = RecordingConsumer()
+
+    sequence = Transactions(producer, detector._produce, detector._committed, FAST)
+    with pytest.raises(KafkaException):
+        detector._publish(consumer, sequence, Prepared(messages, Scored([], [], {}), [], [], 0.0))
+    assert consumer.seeks == []

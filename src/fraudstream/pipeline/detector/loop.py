@@ -141,9 +141,7 @@ class Detector:
                     failure, self._revoke_failure = self._revoke_failure, None
                     raise failure
                 if messages:
-                    prepared = self._prepare(messages)
-                    offsets, group = _next_offsets(messages), consumer.consumer_group_metadata()
-                    transactions.publish(prepared, offsets, group)
+                    self._publish(consumer, transactions, self._prepare(messages))
                 else:
                     transactions.settle()
                     self.readiness.batch_done()
@@ -153,6 +151,23 @@ class Detector:
             self._transactions = None  # a failed session's commit is not waited for: fresh clients fence it
             consumer.close()
             producer.flush(5)
+
+    def _publish(self, consumer: Consumer, transactions: Transactions[Prepared], prepared: Prepared) -> None:
+        """The batch's transaction. If the broker refuses its offsets because a cooperative rebalance
+        bumped the group's generation meanwhile (librdkafka rejoins in the background while the
+        consumer goes on consuming), the aborted batch is undone in memory and read again: no restart
+        and no restore, which would pause the partitions this detector keeps."""
+        try:
+            transactions.publish(prepared, _next_offsets(prepared.messages), consumer.consumer_group_metadata)
+        except KafkaException as error:
+            if not _stale_generation(error):
+                raise
+            self.state.engine.rollback()
+            for start in _first_offsets(prepared.messages):
+                consumer.seek(start)
+            logger.warning(
+                "batch read again: a rebalance changed the generation", extra=fields(error=str(error))
+            )
 
     def _record_lag(self, consumer: Consumer) -> None:
         """Messages behind the end per assigned partition, from the watermarks fetches bring (no request)."""
@@ -240,6 +255,7 @@ class Detector:
         if batch.frame.empty:
             return Scored([], [], {})
         models = self._models()
+        self.state.engine.checkpoint()  # undone if the broker refuses the batch's offsets (``_publish``)
         features = self.state.engine.features_and_update(batch.frame, customers, batch.times)
         scores = models.champion.predict(features)
         flags = (scores > self._threshold.value).astype(int)
@@ -364,6 +380,19 @@ class Detector:
                 "queued.max.messages.kbytes": 65536,
             },
         )
+
+
+def _stale_generation(error: KafkaException) -> bool:
+    cause = error.args[0] if error.args else None
+    return isinstance(cause, KafkaError) and cause.code() == KafkaError.ILLEGAL_GENERATION
+
+
+def _first_offsets(messages: list[Message]) -> list[TopicPartition]:
+    """The offset of each partition's first message (a partition's messages arrive in offset order)."""
+    first: dict[tuple[str, int], int] = {}
+    for message in messages:
+        first.setdefault((message.topic(), message.partition()), message.offset())
+    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in first.items()]
 
 
 def _next_offsets(messages: list[Message]) -> list[TopicPartition]:

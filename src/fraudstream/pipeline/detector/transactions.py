@@ -65,16 +65,20 @@ class Transactions(Generic[B]):
         self._timeouts = timeouts
         self._in_flight: InFlight[B] | None = None
 
-    def publish(self, batch: B, offsets: Sequence[TopicPartition], group: object) -> None:
-        """One transaction: the batch's messages, then the consumer ``offsets`` of ``group``; its commit
-        is left running. Waits for the previous commit first."""
+    def publish(self, batch: B, offsets: Sequence[TopicPartition], group: Callable[[], object]) -> None:
+        """One transaction: the batch's messages, then the consumer ``offsets`` with the consumer's group
+        metadata (``group()``); its commit is left running. Waits for the previous commit first.
+
+        The metadata is read just before the offsets are sent: it names the group's generation, which a
+        cooperative rebalance may bump while the consumer goes on consuming, and a stale one makes the
+        broker refuse the offsets (ILLEGAL_GENERATION)."""
         self.settle()
         producer = self._producer
         producer.begin_transaction()
         try:
             self._produce(producer, batch)
             send = producer.send_offsets_to_transaction
-            self._call("send_offsets_to_transaction", send, offsets, group).wait()
+            self._call("send_offsets_to_transaction", send, offsets, group()).wait()
         except Exception:
             self._abort()
             raise
