@@ -92,6 +92,7 @@ def scale_up(settings: Settings, plan: RebalancePlan, say: Say) -> dict[str, Any
         time.sleep(plan.stream_rows / plan.stream_rate / 3)
         second.start()
         sender.join()
+        wait_until(lambda: bool(second.health().get("assigned_partitions")), 120, "the second's partitions")
         wait_until(lambda: bool(_events(first, "first batch after rebalance")), 60, "the first's pause")
         pauses = [event["paused_ms"] for event in _events(first, "first batch after rebalance")]
         gains = [event for event in _events(second, "partitions assigned") if event["partitions"]]

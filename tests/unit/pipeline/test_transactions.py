@@ -41,17 +41,22 @@ class RecordingProducer:
     """Records the transactional calls made on it, in order; fails, or blocks until released, at a step."""
 
     def __init__(
-        self, fail_at: str | None = None, block_at: str | None = None, code: int = KafkaError._STATE
+        self,
+        fail_at: str | None = None,
+        block_at: str | None = None,
+        code: int = KafkaError._STATE,
+        fails: int | None = None,  # None: every time
     ) -> None:
         self.calls: list[str] = []
-        self.fail_at, self.block_at, self.code = fail_at, block_at, code
+        self.fail_at, self.block_at, self.code, self.fails = fail_at, block_at, code, fails
         self.release = threading.Event()
 
     def _step(self, name: str) -> None:
         self.calls.append(name)
         if name == self.block_at:
             self.release.wait(5)
-        if name == self.fail_at:
+        if name == self.fail_at and self.fails != 0:
+            self.fails = None if self.fails is None else self.fails - 1
             raise KafkaException(KafkaError(self.code, f"{name} failed"))
 
     def init_transactions(self, timeout: float) -> None:
@@ -235,47 +240,54 @@ def hold_two_partitions(detector: Detector) -> list[str]:
 
 
 class RecordingConsumer:
-    """The consumer calls ``Detector._publish`` makes: its group metadata, and seeks (recorded)."""
-
-    def __init__(self) -> None:
-        self.seeks: list[TopicPartition] = []
+    """The consumer call ``Detector._publish`` makes: its group metadata."""
 
     def consumer_group_metadata(self) -> object:
         return GROUP
 
-    def seek(self, partition: TopicPartition) -> None:
-        self.seeks.append(partition)
 
-
-def test_a_batch_whose_offsets_a_rebalance_made_stale_is_undone_and_read_again():
+def test_a_batch_whose_offsets_a_rebalance_made_stale_is_undone_scored_again_and_published():
     """Offsets refused for a stale generation (a cooperative rebalance bumped it while the batch was
-    scored): the transaction is aborted, the batch's state changes undone, the partition rewound to the
-    batch's first offset; the session goes on (no restart, no restore)."""
+    scored): the transaction is aborted, the batch's state changes undone, the batch scored again and
+    published with the new generation; the session goes on (no restart, no restore)."""
     settings = Settings()
     detector = Detector(settings, ModelServing.fixed(settings, FraudModel.load(DEFAULT_MODEL_PATH)), "unit")
     detector._router = Router("transactions", 3)
     held = hold_two_partitions(detector)
-    before = detector.state.engine.export_state(held)
-    detector.state.engine.checkpoint()
+    reference = FeatureEngine()
+    reference.load_state(detector.state.engine.export_state(held))
     batch = synthetic(customers=6, days=1)
-    detector.state.engine.transform(batch)
-    scored = Scored([], [], dict.fromkeys(customer_ids(batch), 0))
+    customers = [*held, *customer_ids(batch)]
+    reference.transform(batch)
     messages = [
         Message(topic="transactions", partition=0, offset=offset, value=b"") for offset in (39, 40, 41)
     ]
-    producer = RecordingProducer(fail_at="send_offsets_to_transaction", code=KafkaError.ILLEGAL_GENERATION)
-    consumer = RecordingConsumer()
+    prepared = Prepared(messages, Scored([], [], dict.fromkeys(customer_ids(batch), 0)), [], [], 0.0)
+    scored: list[list[Message]] = []
 
-    detector._publish(
-        consumer,
-        Transactions(producer, detector._produce, detector._committed, FAST),
-        Prepared(messages, scored, [], [], 0.0),
-    )
+    def score(batch_messages: list[Message]) -> Prepared:  # what ``_prepare`` does to the state
+        scored.append(batch_messages)
+        detector.state.engine.checkpoint()
+        detector.state.engine.transform(batch)
+        return prepared
 
-    assert producer.calls[-1] == "abort_transaction"
-    assert consumer.seeks == [TopicPartition("transactions", 0, 39)]
-    assert len(detector.state.engine) == len(held)
-    assert detector.state.engine.export_state([*held, *customer_ids(batch)]) == before
+    detector._prepare = score
+    producer = RecordingProducer("send_offsets_to_transaction", code=KafkaError.ILLEGAL_GENERATION, fails=1)
+    sequence = Transactions(producer, detector._produce, detector._committed, FAST)
+    detector._publish(RecordingConsumer(), sequence, score(messages))
+    sequence.settle()
+
+    assert scored == [messages, messages]
+    assert [call for call in producer.calls if call != "produce"] == [
+        "init_transactions",
+        "begin_transaction",
+        "send_offsets_to_transaction",
+        "abort_transaction",
+        "begin_transaction",
+        "send_offsets_to_transaction",
+        "commit_transaction",
+    ]
+    assert detector.state.engine.export_state(customers) == reference.export_state(customers)
 
 
 def test_any_other_refusal_of_the_offsets_ends_the_session():
@@ -285,9 +297,7 @@ def test_any_other_refusal_of_the_offsets_ends_the_session():
     detector.state.engine.checkpoint()
     messages = [Message(topic="transactions", partition=0, offset=41, value=b"")]
     producer = RecordingProducer(fail_at="send_offsets_to_transaction", code=KafkaError.UNKNOWN_MEMBER_ID)
-    consumer = RecordingConsumer()
-
     sequence = Transactions(producer, detector._produce, detector._committed, FAST)
     with pytest.raises(KafkaException):
-        detector._publish(consumer, sequence, Prepared(messages, Scored([], [], {}), [], [], 0.0))
-    assert consumer.seeks == []
+        detector._publish(RecordingConsumer(), sequence, Prepared(messages, Scored([], [], {}), [], [], 0.0))
+    assert producer.calls[-1] == "abort_transaction"

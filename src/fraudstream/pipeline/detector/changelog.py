@@ -16,6 +16,11 @@ from fraudstream.config import Settings
 from fraudstream.ml.features import FeatureEngine
 from fraudstream.pipeline import kafka
 
+# A detector scores nothing of a partition before its state is read to the end: generous, since a
+# partition of a million customers is hundreds of megabytes (``fraudstream bench-rebalance``), and
+# below librdkafka's max.poll.interval.ms (300 s), past which the group would evict the restoring member.
+RESTORE_TIMEOUT_S = 240.0
+
 
 class Changelog:
     """Writes and restores the feature state of one detector."""
@@ -37,7 +42,7 @@ class Changelog:
 
 
 def read_changelog(
-    settings: Settings, partitions: list[int], timeout: float = 30.0
+    settings: Settings, partitions: list[int], timeout: float = RESTORE_TIMEOUT_S
 ) -> dict[int, dict[str, bytes | None]]:
     """The latest committed state per customer (None = deleted) in each given changelog partition.
 

@@ -155,19 +155,21 @@ class Detector:
     def _publish(self, consumer: Consumer, transactions: Transactions[Prepared], prepared: Prepared) -> None:
         """The batch's transaction. If the broker refuses its offsets because a cooperative rebalance
         bumped the group's generation meanwhile (librdkafka rejoins in the background while the
-        consumer goes on consuming), the aborted batch is undone in memory and read again: no restart
-        and no restore, which would pause the partitions this detector keeps."""
+        consumer goes on consuming), the aborted batch is undone in memory, scored again and published
+        with the new generation: no restart and no restore, which would pause the partitions this
+        detector keeps. Its partitions are still this detector's: a revoked partition is given up in a
+        callback of ``consume``, which has not run since, and until then no other member can get it."""
+        offsets = _next_offsets(prepared.messages)
         try:
-            transactions.publish(prepared, _next_offsets(prepared.messages), consumer.consumer_group_metadata)
+            transactions.publish(prepared, offsets, consumer.consumer_group_metadata)
         except KafkaException as error:
             if not _stale_generation(error):
                 raise
-            self.state.engine.rollback()
-            for start in _first_offsets(prepared.messages):
-                consumer.seek(start)
             logger.warning(
-                "batch read again: a rebalance changed the generation", extra=fields(error=str(error))
+                "batch scored again: a rebalance changed the generation", extra=fields(error=str(error))
             )
+            self.state.engine.rollback()
+            transactions.publish(self._prepare(prepared.messages), offsets, consumer.consumer_group_metadata)
 
     def _record_lag(self, consumer: Consumer) -> None:
         """Messages behind the end per assigned partition, from the watermarks fetches bring (no request)."""
@@ -385,14 +387,6 @@ class Detector:
 def _stale_generation(error: KafkaException) -> bool:
     cause = error.args[0] if error.args else None
     return isinstance(cause, KafkaError) and cause.code() == KafkaError.ILLEGAL_GENERATION
-
-
-def _first_offsets(messages: list[Message]) -> list[TopicPartition]:
-    """The offset of each partition's first message (a partition's messages arrive in offset order)."""
-    first: dict[tuple[str, int], int] = {}
-    for message in messages:
-        first.setdefault((message.topic(), message.partition()), message.offset())
-    return [TopicPartition(topic, partition, offset) for (topic, partition), offset in first.items()]
 
 
 def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
