@@ -504,7 +504,10 @@ def bench(
 @app.command("bench-rebalance")
 def bench_rebalance(
     customers: Annotated[
-        list[int] | None, typer.Option(help="customers in the partition restored (repeat for several)")
+        list[int] | None,
+        typer.Option(
+            help="customers in the partition restored; repeat for several [default: 100000, 1000000]"
+        ),
     ] = None,
     rows: Annotated[int, typer.Option(help="transactions streamed during the scale-up")] = 60_000,
     rate: Annotated[float, typer.Option(help="their rate, tx/s")] = 2_000.0,
