@@ -52,7 +52,7 @@ def read_changelog(
     if not partitions:
         return states
     starts = [TopicPartition(settings.topic_state, partition, OFFSET_BEGINNING) for partition in partitions]
-    with kafka.reader(settings, f"{settings.detector_group}-restore") as reader:
+    with kafka.reader(settings, f"{settings.detector_group}-restore", **kafka.BULK_READ) as reader:
         for message in kafka.read_to_end(reader, starts, timeout):
             states[message.partition()][message.key().decode()] = message.value()
     return states

@@ -377,7 +377,9 @@ class Detector:
                 # and go on being scored (``_on_assign``, ``_on_revoke``).
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": 10000,  # a killed detector's partitions move on within 10 s
-                "heartbeat.interval.ms": 3000,
+                # A member learns of a rebalance from its heartbeat, and a rebalance's join waits for
+                # every member: frequent heartbeats shorten what the members keeping partitions wait.
+                "heartbeat.interval.ms": 500,
                 "fetch.wait.max.ms": 20,
                 "queued.max.messages.kbytes": 65536,
             },
