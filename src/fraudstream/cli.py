@@ -522,7 +522,10 @@ def bench_rebalance(
         result = run(Settings(), plan, say=status.update)
     table = Table("figure", "value")
     for restored in result["restore"]:
-        table.add_row(f"restore {restored['customers']:,} customers (s)", f"{restored['restore_s']:,.2f}")
+        table.add_row(
+            f"restore {restored['customers']:,} customers: wall (CPU) s",
+            f"{restored['restore_s']:,.2f} ({restored['restore_cpu_s']:,.2f})",
+        )
     scale_up = result["scale_up"]
     table.add_row("scale-up: pause of the member keeping partitions (ms)", str(scale_up["first_paused_ms"]))
     table.add_row("scale-up: the joiner restored (customers)", f"{scale_up['second_customers_restored']:,}")

