@@ -254,10 +254,10 @@ class Detector:
     def _score(self, messages: list[Message], batch: DecodedBatch, customers: np.ndarray) -> Scored:
         """Score messages: ``messages[i]`` is the Kafka record of ``batch.frame`` row i, whose customer
         is ``customers[i]``."""
+        self.state.engine.checkpoint()  # undone if the broker refuses the batch's offsets (``_publish``)
         if batch.frame.empty:
             return Scored([], [], {})
         models = self._models()
-        self.state.engine.checkpoint()  # undone if the broker refuses the batch's offsets (``_publish``)
         features = self.state.engine.features_and_update(batch.frame, customers, batch.times)
         scores = models.champion.predict(features)
         flags = (scores > self._threshold.value).astype(int)
