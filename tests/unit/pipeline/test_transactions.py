@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from fraudstream.config import DEFAULT_MODEL_PATH, Settings
+from fraudstream.contracts.batch_decode import decode_batch
 from fraudstream.contracts.schema import customer_ids
 from fraudstream.errors import KafkaCallTimeout
 from fraudstream.ml.features import FeatureEngine
@@ -301,3 +303,20 @@ def test_any_other_refusal_of_the_offsets_ends_the_session():
     with pytest.raises(KafkaException):
         detector._publish(RecordingConsumer(), sequence, Prepared(messages, Scored([], [], {}), [], [], 0.0))
     assert producer.calls[-1] == "abort_transaction"
+
+
+def test_a_batch_with_nothing_to_score_rolls_back_to_itself_not_to_the_batch_before():
+    """Every message forwarded or dead: a refused batch's rollback must leave the committed one before."""
+    settings = Settings()
+    detector = Detector(settings, ModelServing.fixed(settings, FraudModel.load(DEFAULT_MODEL_PATH)), "unit")
+    held = hold_two_partitions(detector)
+    detector.state.engine.checkpoint()
+    committed = synthetic(customers=6, days=1)
+    detector.state.engine.transform(committed)  # the batch before, committed
+    customers = [*held, *customer_ids(committed)]
+    states = detector.state.engine.export_state(customers)
+
+    detector._score([], decode_batch([]), np.array([], dtype=object))
+    detector.state.engine.rollback()
+
+    assert detector.state.engine.export_state(customers) == states
