@@ -581,6 +581,41 @@ def bench(
         plot_curve(result, plot)
 
 
+@app.command("bench-rebalance")
+def bench_rebalance(
+    customers: Annotated[
+        list[int] | None,
+        typer.Option(
+            help="customers in the partition restored; repeat for several [default: 100000, 1000000]"
+        ),
+    ] = None,
+    rows: Annotated[int, typer.Option(help="transactions streamed during the scale-up")] = 60_000,
+    rate: Annotated[float, typer.Option(help="their rate, tx/s")] = 2_000.0,
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the figures as JSON here")] = None,
+) -> None:
+    """Measure a detector rebalance: one partition's state restored, and the pause of a scale-up."""
+    from fraudstream.ops.rebalance_bench import RebalancePlan, run
+
+    logging.basicConfig(level=logging.WARNING)
+    plan = RebalancePlan(tuple(customers or RebalancePlan.customers), stream_rows=rows, stream_rate=rate)
+    with console.status("bench-rebalance") as status:
+        result = run(Settings(), plan, say=status.update)
+    table = Table("figure", "value")
+    for restored in result["restore"]:
+        table.add_row(
+            f"restore {restored['customers']:,} customers: wall (CPU) s",
+            f"{restored['restore_s']:,.2f} ({restored['restore_cpu_s']:,.2f})",
+        )
+    scale_up = result["scale_up"]
+    table.add_row("scale-up: pause of the member keeping partitions (ms)", str(scale_up["first_paused_ms"]))
+    table.add_row("scale-up: the joiner restored (customers)", f"{scale_up['second_customers_restored']:,}")
+    table.add_row("scale-up: the joiner's restore (ms)", str(scale_up["second_restore_ms"]))
+    Console().print(table)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2))
+
+
 labels_app = typer.Typer(help="Decisions on transactions: import late labels, export training data.")
 app.add_typer(labels_app, name="labels")
 

@@ -109,9 +109,6 @@ class Settings(BaseSettings):
     batch_linger_ms: int = Field(
         20, ge=0, description="after a batch's first message, how long the detector waits for more"
     )
-    commit_interval_ms: int = Field(
-        0, ge=0, description="a detector transaction takes the batches of this long (0: one per batch)"
-    )
     fetch_wait_max_ms: int = Field(
         20, ge=1, description="how long the broker holds a detector's fetch that finds nothing new"
     )

@@ -78,6 +78,12 @@ class DecodedBatch:
     dead: list[tuple[int, str]]
     times: np.ndarray  # the frame's transaction_time, parsed (``schema.transaction_times``)
 
+    def select(self, rows: np.ndarray) -> DecodedBatch:
+        """The batch of these rows of ``frame`` only (indices, in the order given); no dead messages."""
+        frame = self.frame.iloc[rows].reset_index(drop=True)
+        ids = [self.transaction_ids[row] for row in rows.tolist()]
+        return DecodedBatch(frame, ids, self.positions[rows], [], self.times[rows])
+
 
 def decode_batch(values: list[bytes | None], columnar_from: int = COLUMNAR_FROM) -> DecodedBatch:
     """Decode message values as the detector's slow path would, message by message, but in bulk.

@@ -71,7 +71,7 @@ def grants(settings: Settings) -> dict[str, list[Grant]]:
     return {
         "producer": [topic(settings.topic_transactions, WRITE)],
         "detector": [
-            topic(settings.topic_transactions, READ),
+            topic(settings.topic_transactions, READ, WRITE),  # forwards misrouted input (detector/routing)
             topic(settings.topic_scoring, WRITE),
             topic(settings.dlq_transactions, WRITE),
             topic(settings.topic_state, READ, WRITE),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -50,6 +51,8 @@ N_AGG_FIELDS = AG_HOURS + 24
 STATE_VERSION = 2
 _HEADER = 2  # version, number of events
 _TIME_ORIGIN = -(2**32)  # minutes; shifts times to be non-negative inside the segment keys
+_TOTALS_AT = 8 * _HEADER  # bytes into a serialized state
+_EVENTS_AT = 8 * (_HEADER + N_AGG_FIELDS)
 _SEGMENT = 2**36  # larger than any shifted time: slot * _SEGMENT + time orders by slot, then time
 
 _NO_EVENTS = np.zeros((0, N_EVENT_FIELDS), dtype=np.int64)
@@ -107,9 +110,32 @@ class FeatureEngine:
         self._agg = np.zeros((1024, N_AGG_FIELDS), dtype=np.int64)
         self._events: dict[int, np.ndarray] = {}  # slot -> the customer's kept events, in arrival order
         self._touched: set[str] = set()
+        self._undo: _Undo | None = None
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def checkpoint(self) -> None:
+        """Record from here on what ``features_and_update`` changes, so that ``rollback`` can undo it
+        (the detector's batch whose transaction was refused); forgets the previous checkpoint. Costs a
+        copy of the batch's customers' totals per batch."""
+        self._undo = _Undo()
+
+    def rollback(self) -> None:
+        """The state as it was at the last ``checkpoint``. Raises ``FeatureStateError`` without one
+        (``load_state`` since then also discards it)."""
+        undo, self._undo = self._undo, None
+        if undo is None:
+            raise FeatureStateError("no checkpoint to roll back to")
+        for slots, rows in reversed(undo.totals):
+            self._agg[slots] = rows
+        for slot, events in undo.events.items():
+            if events is None:
+                self._events.pop(slot, None)
+            else:
+                self._events[slot] = events
+        for customer in undo.new:
+            self._forget(customer)
 
     def touched_customers(self) -> set[str]:
         """Customers whose state changed in ``transform`` since the last call; resets the set."""
@@ -136,7 +162,7 @@ class FeatureEngine:
         ``schema.transaction_times`` already too."""
         times = schema.transaction_times(frame) if times is None else times
         codes, ids = pd.factorize(schema.customer_ids(frame) if customers is None else customers)
-        slots = np.array([self._slot_of(customer) for customer in ids], dtype=np.int64)[codes]
+        slots = self._slots_of(list(ids))[codes]
         self._touched.update(ids)
         calendar = _calendar(times)
         new = np.empty((len(frame), N_EVENT_FIELDS), dtype=np.int64)
@@ -157,15 +183,33 @@ class FeatureEngine:
         )
         return {**{name: frame[name] for name in SEED_RAW}, **calendar, **behaviour}
 
-    def _slot_of(self, customer: str) -> int:
-        slot = self._slots.get(customer)
-        if slot is None:
-            slot = self._free.pop() if self._free else len(self._slots)
-            if slot >= len(self._agg):
-                self._agg = np.concatenate([self._agg, np.zeros_like(self._agg)])
-            self._agg[slot] = 0
-            self._slots[customer] = slot
-        return slot
+    def _slots_of(self, customers: list[str]) -> np.ndarray:
+        """The slot of each of these distinct customers; new ones take the free slots first, then the
+        next unused ones, with zeroed totals."""
+        get = self._slots.get
+        slots = np.fromiter(
+            (get(customer, -1) for customer in customers), dtype=np.int64, count=len(customers)
+        )
+        missing = np.flatnonzero(slots < 0)
+        if len(missing) == 0:
+            return slots
+        new = [customers[row] for row in missing.tolist()]
+        taken = [self._free.pop() for _ in range(min(len(new), len(self._free)))]
+        first_unused = len(self._slots) + len(taken)  # with no free slot left, every lower one is in use
+        fresh = np.array(
+            taken + list(range(first_unused, first_unused + len(new) - len(taken))), dtype=np.int64
+        )
+        needed = int(fresh.max()) + 1
+        if needed > len(self._agg):
+            grown = np.zeros((max(needed, 2 * len(self._agg)), N_AGG_FIELDS), dtype=np.int64)
+            grown[: len(self._agg)] = self._agg
+            self._agg = grown
+        self._agg[fresh] = 0
+        self._slots.update(zip(new, fresh.tolist(), strict=True))
+        if self._undo is not None:
+            self._undo.new.extend(new)
+        slots[missing] = fresh
+        return slots
 
     def _features_then_store(
         self, slots: np.ndarray, new: np.ndarray, hours: np.ndarray
@@ -241,6 +285,9 @@ class FeatureEngine:
     def _store(self, batch: _Batch, hours: np.ndarray) -> None:
         """Add the new events to the running totals; keep only each customer's events within the window."""
         slot = batch.new_slots
+        if self._undo is not None:
+            changed = np.unique(slot)
+            self._undo.totals.append((changed, self._agg[changed].copy()))
         fresh = self._agg[slot, AG_COUNT] == 0
         self._agg[slot[fresh], AG_FIRST] = batch.events[batch.starts[fresh], EV_TIME]
         cat, cents, ones = batch.new_field(EV_CAT), batch.new_field(EV_CENTS), np.ones_like(slot)
@@ -253,7 +300,10 @@ class FeatureEngine:
         kept_slots, kept = batch.slots[keep], batch.events[keep]
         customers, starts = np.unique(kept_slots, return_index=True)
         ends = [*starts[1:].tolist(), len(kept)]
+        undo = self._undo.events if self._undo is not None else None
         for slot, start, end in zip(customers.tolist(), starts.tolist(), ends, strict=True):
+            if undo is not None and slot not in undo:
+                undo[slot] = self._events.get(slot)
             self._events[slot] = kept[start:end].copy()  # a copy: a view would keep the whole batch alive
 
     def export_state(self, customer_ids: Iterable[str]) -> dict[str, bytes]:
@@ -269,15 +319,20 @@ class FeatureEngine:
         return states
 
     def load_state(self, states: Mapping[str, bytes | None]) -> None:
-        """Replace the state of the given customers with serialized states; ``None`` deletes a customer."""
-        for customer, state in states.items():
-            if state is None:
-                self._forget(customer)
-                continue
-            agg, events = _decode_state(state)
-            slot = self._slot_of(customer)
-            self._agg[slot] = agg
-            self._events[slot] = events
+        """Replace the state of the given customers with serialized states; ``None`` deletes a customer.
+
+        Decoded all at once (a detector restores a partition's customers in one call): one buffer,
+        the totals copied in one assignment, each customer's events copied out of it."""
+        self._undo = None
+        live = {customer: state for customer, state in states.items() if state is not None}
+        for customer in states.keys() - live.keys():
+            self._forget(customer)
+        if not live:
+            return
+        totals, events = _decode_states(list(live.values()))
+        slots = self._slots_of(list(live))
+        self._agg[slots] = totals
+        self._events.update(zip(slots.tolist(), events, strict=True))
 
     def _forget(self, customer: str) -> None:
         slot = self._slots.pop(customer, None)
@@ -285,6 +340,16 @@ class FeatureEngine:
             self._agg[slot] = 0
             self._events.pop(slot, None)
             self._free.append(slot)
+
+
+@dataclass
+class _Undo:
+    """What the batches since a checkpoint changed: the customers they added, the totals of the
+    customers they updated, and each updated slot's events before (None: it had none)."""
+
+    new: list[str] = field(default_factory=list)
+    totals: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    events: dict[int, np.ndarray | None] = field(default_factory=dict)
 
 
 class _Batch:
@@ -383,18 +448,33 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
         return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1), np.nan)
 
 
-def _decode_state(state: bytes) -> tuple[np.ndarray, np.ndarray]:
-    values = np.frombuffer(state, dtype=np.int64)
-    version, n_events = int(values[0]), int(values[1])
-    if version != STATE_VERSION:
+def _decode_states(states: list[bytes]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The running totals (one row per state) and the events (an array per state) of serialized states."""
+    sizes = np.fromiter(map(len, states), dtype=np.int64, count=len(states))
+    if (sizes % 8).any() or (sizes < 8 * (_HEADER + N_AGG_FIELDS)).any():
+        raise FeatureStateError("unreadable feature state (shorter than its header and totals)")
+    headers = np.frombuffer(b"".join(state[:_TOTALS_AT] for state in states), dtype=np.int64).reshape(-1, 2)
+    versions, n_events = headers[:, 0], headers[:, 1]
+    if (versions != STATE_VERSION).any():
+        version = int(versions[versions != STATE_VERSION][0])
         raise FeatureStateError(
             f"feature state of version {version}, this engine reads version {STATE_VERSION} only: "
             "the changelog was written by an older detector and must be reset"
         )
-    if len(values) != _HEADER + N_AGG_FIELDS + n_events * N_EVENT_FIELDS:
-        raise FeatureStateError(f"unreadable feature state ({len(values)} values for {n_events} events)")
-    agg = values[_HEADER : _HEADER + N_AGG_FIELDS]
-    return agg, values[_HEADER + N_AGG_FIELDS :].reshape(n_events, N_EVENT_FIELDS).copy()
+    lengths = sizes // 8
+    expected = _HEADER + N_AGG_FIELDS + n_events * N_EVENT_FIELDS
+    if (lengths != expected).any():
+        bad = int(np.flatnonzero(lengths != expected)[0])
+        raise FeatureStateError(
+            f"unreadable feature state ({lengths[bad]} values for {n_events[bad]} events)"
+        )
+    totals = b"".join(state[_TOTALS_AT:_EVENTS_AT] for state in states)
+    events = np.frombuffer(b"".join(state[_EVENTS_AT:] for state in states), dtype=np.int64)
+    bounds = np.cumsum(n_events)[:-1].tolist()
+    per_state = np.split(events.reshape(-1, N_EVENT_FIELDS), bounds)  # views of one fresh buffer
+    return np.frombuffer(totals, dtype=np.int64).reshape(-1, N_AGG_FIELDS), [
+        part.copy() for part in per_state
+    ]
 
 
 def _category_index(categories: pd.Series) -> np.ndarray:

@@ -137,7 +137,7 @@ def pass_through(settings: Settings, source: str, target: str, rows: int, timeou
                 continue
             started = started or time.perf_counter()
             consumed += len(batch)
-            transactions.publish(batch, kafka.next_offsets(batch), consumer.consumer_group_metadata())
+            transactions.publish(batch, kafka.next_offsets(batch), consumer.consumer_group_metadata)
         transactions.settle()
         return sum(committed) / (time.perf_counter() - started)
     finally:

@@ -220,3 +220,29 @@ def test_the_lifetime_features_are_features_of_the_engine():
     from fraudstream.ml.features import BEHAVIOUR_FEATURES, LIFETIME_FEATURES
 
     assert set(BEHAVIOUR_FEATURES) >= LIFETIME_FEATURES
+
+
+def test_a_rolled_back_batch_leaves_no_trace() -> None:
+    """The detector's batch whose offsets were refused: after ``rollback`` the engine scores the next
+    batch as if the rolled-back one had never been seen (its new customers forgotten too)."""
+    frame = synthetic(customers=30, days=20)
+    history, aborted, after = frame.iloc[:400], frame.iloc[400:700].copy(), frame.iloc[700:]
+    aborted.loc[aborted.index[::2], "name_2"] += "-new"  # customers the aborted batch adds
+    engine, reference = FeatureEngine(), FeatureEngine()
+    engine.transform(history)
+    reference.transform(history)
+    engine.checkpoint()
+    engine.transform(aborted)
+    engine.transform(aborted)  # several batches since the checkpoint
+    engine.rollback()
+
+    assert len(engine) == len(reference)
+    pd.testing.assert_frame_equal(engine.transform(after), reference.transform(after))
+
+
+def test_rollback_needs_a_checkpoint_that_no_load_discarded() -> None:
+    engine = FeatureEngine()
+    engine.checkpoint()
+    engine.load_state({})
+    with pytest.raises(FeatureStateError):
+        engine.rollback()

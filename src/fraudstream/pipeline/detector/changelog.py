@@ -4,7 +4,8 @@ the input (``Settings.topic_state``).
 Each batch's transaction writes the state of the customers it changed to the changelog partition of
 their input partition, so the state commits together with the offsets it corresponds to. A detector
 that is assigned partitions restores the committed state (``read_committed``) of exactly those
-partitions, read to their end, before it scores anything from them.
+partitions, read to their end, before it scores anything from them; in a cooperative rebalance, only
+the partitions it gains.
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ from confluent_kafka import OFFSET_BEGINNING, Producer, TopicPartition
 from fraudstream.config import Settings
 from fraudstream.ml.features import FeatureEngine
 from fraudstream.pipeline import kafka
+
+# A detector scores nothing of a partition before its state is read to the end: generous, since a
+# partition of a million customers is hundreds of megabytes (``fraudstream bench-rebalance``), and
+# below librdkafka's max.poll.interval.ms (300 s), past which the group would evict the restoring member.
+RESTORE_TIMEOUT_S = 240.0
 
 
 class Changelog:
@@ -30,23 +36,23 @@ class Changelog:
         for customer, state in engine.export_state(engine.touched_customers()).items():
             producer.produce(self.topic, state, customer.encode(), partition=partition_of_customer[customer])
 
-    def restore(self, partitions: list[int]) -> FeatureEngine:
-        """A feature engine holding the committed state of the customers of ``partitions``."""
-        engine = FeatureEngine()
-        engine.load_state(read_changelog(self.settings, partitions))
-        return engine
+    def restore(self, partitions: list[int]) -> dict[int, dict[str, bytes | None]]:
+        """The committed state of the customers of each of ``partitions``."""
+        return read_changelog(self.settings, partitions)
 
 
 def read_changelog(
-    settings: Settings, partitions: list[int], timeout: float = 30.0
-) -> dict[str, bytes | None]:
-    """The latest committed state per customer in the given changelog partitions (None = deleted).
+    settings: Settings, partitions: list[int], timeout: float = RESTORE_TIMEOUT_S
+) -> dict[int, dict[str, bytes | None]]:
+    """The latest committed state per customer (None = deleted) in each given changelog partition.
 
     Raises ``ReadToEndTimeout`` if they are not read to their end in ``timeout``.
     """
+    states: dict[int, dict[str, bytes | None]] = {partition: {} for partition in partitions}
     if not partitions:
-        return {}
+        return states
     starts = [TopicPartition(settings.topic_state, partition, OFFSET_BEGINNING) for partition in partitions]
-    with kafka.reader(settings, f"{settings.detector_group}-restore") as reader:
-        messages = kafka.read_to_end(reader, starts, timeout)
-    return {message.key().decode(): message.value() for message in messages}
+    with kafka.reader(settings, f"{settings.detector_group}-restore", **kafka.BULK_READ) as reader:
+        for message in kafka.read_to_end(reader, starts, timeout):
+            states[message.partition()][message.key().decode()] = message.value()
+    return states

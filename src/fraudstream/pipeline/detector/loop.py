@@ -5,8 +5,11 @@ score messages, its dead letters, the changed per-customer feature state (a comp
 partitioned like the input) and the consumer offsets (``transactions.py``). A crash anywhere aborts
 the open transaction; the restarted detector (or another one taking the partitions) restores the state
 of its partitions from the changelog (``changelog.py``) and resumes at the committed offsets, so it
-recomputes exactly what was lost. This module is the loop and the rebalance handling: the state is
-restored when partitions are assigned, and reset when they are revoked, after the last batch's commit.
+recomputes exactly what was lost. This module is the loop and the rebalance handling: with the
+cooperative-sticky assignor a rebalance moves only some partitions; the state of the partitions gained
+is restored (``state.py``), that of the partitions revoked dropped after the last batch's commit, and
+the partitions kept go on being scored. A message not keyed by its customer on the customer's
+partition is forwarded there rather than scored (``routing.py``).
 Each session follows the ``rules`` topic (``RuleFeed``): every batch is decided with the rules in force
 when it is scored (``rules.py``), so a new rule version applies from the next batch on.
 """
@@ -28,14 +31,15 @@ from fraudstream.contracts.batch_decode import DecodedBatch, decode_batch
 from fraudstream.contracts.messages import dead_letter_headers
 from fraudstream.contracts.schema import customer_ids
 from fraudstream.logs import fields
-from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel, Threshold, explain_floor, resolve_threshold
 from fraudstream.pipeline import kafka
 from fraudstream.pipeline.detector.changelog import Changelog
 from fraudstream.pipeline.detector.drift import DriftGauges
 from fraudstream.pipeline.detector.encode import Shadow, score_messages
+from fraudstream.pipeline.detector.routing import Forward, Router
 from fraudstream.pipeline.detector.rules import RuleStage
 from fraudstream.pipeline.detector.serving import Models, ModelServing
+from fraudstream.pipeline.detector.state import PartitionedState
 from fraudstream.pipeline.detector.transactions import Transactions
 from fraudstream.pipeline.retry import retry
 from fraudstream.pipeline.rules_feed import RuleFeed
@@ -60,6 +64,7 @@ class Prepared:
     messages: list[Message]
     scored: Scored
     dead: list[tuple[Message, str]]
+    forwards: list[Forward]
     started: float
 
 
@@ -68,7 +73,7 @@ class Detector:
         self.settings = settings
         self.serving = serving
         self.instance = instance or socket.gethostname()
-        self.engine = FeatureEngine()
+        self.state = PartitionedState()
         self.changelog = Changelog(settings)
         self.metrics = ServiceMetrics("detector")
         self.drift = DriftGauges(settings.psi_warning)
@@ -79,6 +84,10 @@ class Detector:
         self._transactions: Transactions[Prepared] | None = None
         self._revoke_failure: BaseException | None = None
         self._rules: RuleStage | None = None
+        self._router: Router | None = None
+        self._rebalances = 0  # rebalance callbacks served so far
+        self._last_batch_at: float | None = None  # when the last batch was consumed (monotonic)
+        self._paused_since: float | None = None  # the last batch before a rebalance, until the next one
 
     def stop(self) -> None:
         self._stop.set()
@@ -115,9 +124,10 @@ class Detector:
 
     def _process(self) -> None:
         producer = Producer(self._producer_config())
-        interval_s = self.settings.commit_interval_ms / 1000
-        transactions = Transactions(producer, self._produce, self._committed, interval_s=interval_s)
+        transactions = Transactions(producer, self._produce, self._committed)
         consumer = Consumer(self._consumer_config())
+        topic = self.settings.topic_transactions
+        self._router = Router(topic, len(kafka.partitions(consumer, topic, 30)))
         self._transactions = transactions
         consumer.subscribe(
             [self.settings.topic_transactions], on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -131,9 +141,7 @@ class Detector:
                     failure, self._revoke_failure = self._revoke_failure, None
                     raise failure
                 if messages:
-                    prepared = self._prepare(messages)
-                    offsets, group = kafka.next_offsets(messages), consumer.consumer_group_metadata()
-                    transactions.publish(prepared, offsets, group)
+                    self._publish(consumer, transactions, self._prepare(messages))
                 else:
                     transactions.settle()
                     self.readiness.batch_done()
@@ -143,6 +151,25 @@ class Detector:
             self._transactions = None  # a failed session's commit is not waited for: fresh clients fence it
             consumer.close()
             producer.flush(5)
+
+    def _publish(self, consumer: Consumer, transactions: Transactions[Prepared], prepared: Prepared) -> None:
+        """The batch's transaction. If the broker refuses its offsets because a cooperative rebalance
+        bumped the group's generation meanwhile (librdkafka rejoins in the background while the
+        consumer goes on consuming), the aborted batch is undone in memory, scored again and published
+        with the new generation: no restart and no restore, which would pause the partitions this
+        detector keeps. Its partitions are still this detector's: a revoked partition is given up in a
+        callback of ``consume``, which has not run since, and until then no other member can get it."""
+        offsets = kafka.next_offsets(prepared.messages)
+        try:
+            transactions.publish(prepared, offsets, consumer.consumer_group_metadata)
+        except KafkaException as error:
+            if not _stale_generation(error):
+                raise
+            logger.warning(
+                "batch scored again: a rebalance changed the generation", extra=fields(error=str(error))
+            )
+            self.state.engine.rollback()
+            transactions.publish(self._prepare(prepared.messages), offsets, consumer.consumer_group_metadata)
 
     def _record_lag(self, consumer: Consumer) -> None:
         """Messages behind the end per assigned partition, from the watermarks fetches bring (no request)."""
@@ -154,9 +181,36 @@ class Detector:
                 )
 
     def _next_batch(self, consumer: Consumer) -> list[Message]:
-        settings = self.settings
+        """A batch as ``kafka.next_batch`` takes it (the linger: fewer, larger batches at everyday rates).
+
+        A rebalance served between its two ``consume`` calls may have revoked the partition of a message
+        already returned: such messages are left to the partition's new owner, which reads them from the
+        committed offset."""
+        rebalances, settings = self._rebalances, self.settings
         timeout_s, linger_s = settings.batch_timeout_ms / 1000, settings.batch_linger_ms / 1000
-        return kafka.next_batch(consumer, settings.batch_max_messages, timeout_s, linger_s)
+        messages = kafka.next_batch(consumer, settings.batch_max_messages, timeout_s, linger_s)
+        if not messages:
+            return messages
+        if self._rebalances != rebalances:
+            owned = set(self.state.partitions)
+            messages = [m for m in messages if m.error() is not None or m.partition() in owned]
+        self._batch_consumed()
+        return messages
+
+    def _batch_consumed(self) -> None:
+        """Note the time of a consumed batch; the first after a rebalance logs the pause this member saw:
+        the time since the last batch it consumed before the rebalance."""
+        now = time.monotonic()
+        if self._paused_since is not None:
+            paused_ms = round((now - self._paused_since) * 1000, 1)
+            logger.info("first batch after rebalance", extra=fields(paused_ms=paused_ms))
+            self._paused_since = None
+        self._last_batch_at = now
+
+    def _rebalancing(self) -> None:
+        self._rebalances += 1
+        if self._paused_since is None:
+            self._paused_since = self._last_batch_at
 
     def _prepare(self, messages: list[Message]) -> Prepared:
         """Decode and score a batch: the CPU work, done while the previous batch's commit completes."""
@@ -164,7 +218,9 @@ class Detector:
         kept, batch = self._decode(messages)
         sources = [kept[index] for index in batch.positions]
         dead = [(kept[index], reason) for index, reason in batch.dead]
-        return Prepared(messages, self._score(sources, batch), dead, started)
+        routed = self._router.route(batch, sources, customer_ids(batch.frame))
+        scored = self._score(routed.records, routed.batch, routed.customers)
+        return Prepared(messages, scored, dead, routed.forwards, started)
 
     def _produce(self, producer: Producer, prepared: Prepared) -> None:
         """The messages of a batch's transaction: its scores, its dead letters and the changed state."""
@@ -173,7 +229,8 @@ class Detector:
             producer.produce(self.settings.topic_scoring, value, key)
         for message, reason in prepared.dead:
             self._dead_letter(producer, message, reason)
-        self.changelog.write(producer, self.engine, scored.partition_of_customer)
+        self._router.forward(producer, prepared.forwards)
+        self.changelog.write(producer, self.state.engine, scored.partition_of_customer)
 
     def _committed(self, prepared: Prepared) -> None:
         written = len(prepared.scored.values)
@@ -193,13 +250,14 @@ class Detector:
             kept.append(message)
         return kept, decode_batch([message.value() for message in kept])
 
-    def _score(self, messages: list[Message], batch: DecodedBatch) -> Scored:
-        """Score messages: ``messages[i]`` is the Kafka record of ``batch.frame`` row i."""
+    def _score(self, messages: list[Message], batch: DecodedBatch, customers: np.ndarray) -> Scored:
+        """Score messages: ``messages[i]`` is the Kafka record of ``batch.frame`` row i, whose customer
+        is ``customers[i]``."""
+        self.state.engine.checkpoint()  # undone if the broker refuses the batch's offsets (``_publish``)
         if batch.frame.empty:
             return Scored([], [], {})
         models = self._models()
-        customers = customer_ids(batch.frame)
-        features = self.engine.features_and_update(batch.frame, customers, batch.times)
+        features = self.state.engine.features_and_update(batch.frame, customers, batch.times)
         scores = models.champion.predict(features)
         flags = (scores > self._threshold.value).astype(int)
         reasons = self._reasons(models.champion, features, scores)
@@ -213,6 +271,7 @@ class Detector:
             batch, messages, scores, flags, reasons, models.champion.version, decided, shadow
         )
         partitions = dict(zip(customers, (m.partition() for m in messages), strict=True))
+        self.state.record(partitions)
         return Scored([message.key() for message in messages], values, partitions)
 
     def _models(self) -> Models:
@@ -258,27 +317,40 @@ class Detector:
         )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """The partitions gained (cooperative: the others stay as they are): their state restored."""
+        self._rebalancing()
         numbers = [p.partition for p in partitions]
-        self.engine = self.changelog.restore(numbers)
-        self.readiness.assigned_partitions = numbers
+        started = time.perf_counter()
+        for partition, states in self.changelog.restore(numbers).items():
+            self.state.add(partition, states)
+        self.readiness.assigned_partitions = self.state.partitions
         self.readiness.connected = True
         logger.info(
-            "partitions assigned", extra=fields(partitions=numbers, customers_restored=len(self.engine))
+            "partitions assigned",
+            extra=fields(
+                partitions=numbers,
+                customers_restored=sum(self.state.customers(number) for number in numbers),
+                restore_ms=round((time.perf_counter() - started) * 1000, 1),
+                assigned=self.state.partitions,
+            ),
         )
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         """Their last batch commits before another detector takes them. A failed commit (aborted by
         ``settle``) is kept and raised by the loop: raised out of librdkafka's callback it would be
-        lost and leave the consumer without partitions; the session starts over with fresh clients."""
+        lost and leave the consumer without partitions; the session starts over with fresh clients.
+        Only the revoked partitions' state is dropped."""
+        self._rebalancing()
         try:
             if self._transactions is not None:
                 self._transactions.settle()
         except Exception as error:
             self._revoke_failure = error
             logger.warning("commit failed while partitions were revoked", extra=fields(error=repr(error)))
-        self.engine = FeatureEngine()
-        self.readiness.assigned_partitions = []
-        logger.info("partitions revoked", extra=fields(partitions=[p.partition for p in partitions]))
+        numbers = [p.partition for p in partitions]
+        self.state.drop(numbers)
+        self.readiness.assigned_partitions = self.state.partitions
+        logger.info("partitions revoked", extra=fields(partitions=numbers, assigned=self.state.partitions))
 
     def _producer_config(self) -> dict[str, object]:
         return kafka.producer_config(
@@ -300,10 +372,20 @@ class Detector:
             **{
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                # A rebalance moves only the partitions that change owner: the others keep their state
+                # and go on being scored (``_on_assign``, ``_on_revoke``).
+                "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": 10000,  # a killed detector's partitions move on within 10 s
-                "heartbeat.interval.ms": 3000,
+                # A member learns of a rebalance from its heartbeat, and a rebalance's join waits for
+                # every member: frequent heartbeats shorten what the members keeping partitions wait.
+                "heartbeat.interval.ms": 500,
                 "fetch.wait.max.ms": self.settings.fetch_wait_max_ms,
                 "fetch.min.bytes": self.settings.fetch_min_bytes,
                 "queued.max.messages.kbytes": 65536,
             },
         )
+
+
+def _stale_generation(error: KafkaException) -> bool:
+    cause = error.args[0] if error.args else None
+    return isinstance(cause, KafkaError) and cause.code() == KafkaError.ILLEGAL_GENERATION

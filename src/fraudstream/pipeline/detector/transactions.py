@@ -1,26 +1,19 @@
-"""The detector's Kafka transactions: begin, produce batches, send their offsets, commit.
+"""The detector's Kafka transaction per batch: begin, produce, send the offsets, commit.
 
-Exactly-once from ``transactions`` to ``scoring`` rests on this sequence: the batches' score messages,
-dead letters, the changed customers' state and the consumer offsets are one transaction, so
+Exactly-once from ``transactions`` to ``scoring`` rests on this sequence: a batch's score messages,
+its dead letters, the changed customers' state and the consumer offsets are one transaction, so
 ``read_committed`` readers see all of them or none. A failure at any step aborts the transaction and
 is raised; the detector then starts over with fresh clients from the committed offsets. The commit is
 left running while the next batch is scored (the CPU work overlaps the broker's round trips); it is
 awaited before the next transaction begins and before the partitions are given up in a rebalance.
-
-With a commit interval (``interval_s``, Kafka Streams' ``commit.interval.ms`` under exactly-once), a
-transaction stays open for the batches that come within that time of its first one, and is committed
-with the offsets of its last batches: fewer transactions (each one costs the broker requests and
-markers on every partition it touches), each row visible up to the interval later. With no interval,
-every batch is a transaction. An idle detector (``settle``) commits the open transaction at once.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from confluent_kafka import Producer, TopicPartition
@@ -45,37 +38,17 @@ class Timeouts:
 
 @dataclass(frozen=True)
 class InFlight(Generic[B]):
-    """A transaction whose commit is running: its batches, and the commit call on its own thread."""
+    """A transaction whose commit is running: its batch, and the commit call on its own thread."""
 
-    batches: list[B]
+    batch: B
     commit: Blocking
-
-
-@dataclass
-class Open(Generic[B]):
-    """The transaction being filled: when it began, its batches, the next offset of each partition."""
-
-    began: float
-    batches: list[B] = field(default_factory=list)
-    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    group: object = None
-
-    def add(self, batch: B, offsets: Sequence[TopicPartition], group: object) -> None:
-        self.batches.append(batch)
-        self.offsets.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
-        self.group = group
-
-    def topic_partitions(self) -> list[TopicPartition]:
-        return [
-            TopicPartition(topic, partition, offset) for (topic, partition), offset in self.offsets.items()
-        ]
 
 
 class Transactions(Generic[B]):
     """The transactions of one transactional producer, at most one of them committing at a time.
 
-    ``produce(producer, batch)`` writes a batch's messages inside the open transaction;
-    ``on_commit(batch)`` is called, batch by batch, once their transaction has committed.
+    ``produce(producer, batch)`` writes a batch's messages inside its transaction; ``on_commit(batch)``
+    is called once that transaction has committed.
     """
 
     def __init__(
@@ -84,42 +57,35 @@ class Transactions(Generic[B]):
         produce: Callable[[Producer, B], None],
         on_commit: Callable[[B], None],
         timeouts: Timeouts = Timeouts(),
-        interval_s: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         producer.init_transactions(timeouts.init_s)  # fences any earlier producer of this transactional.id
         self._producer = producer
         self._produce = produce
         self._on_commit = on_commit
         self._timeouts = timeouts
-        self._interval_s = interval_s
-        self._clock = clock
-        self._open: Open[B] | None = None
         self._in_flight: InFlight[B] | None = None
 
-    def publish(self, batch: B, offsets: Sequence[TopicPartition], group: object) -> None:
-        """The batch's messages in the open transaction (begun, after the previous commit, if none is
-        open), then the consumer ``offsets`` of ``group`` recorded; once the transaction has been open
-        for the interval, the offsets are sent and its commit is left running."""
-        if self._open is None:
-            self.settle()
-            self._producer.begin_transaction()
-            self._open = Open(self._clock())
+    def publish(self, batch: B, offsets: Sequence[TopicPartition], group: Callable[[], object]) -> None:
+        """One transaction: the batch's messages, then the consumer ``offsets`` with the consumer's group
+        metadata (``group()``); its commit is left running. Waits for the previous commit first.
+
+        The metadata is read just before the offsets are sent: it names the group's generation, which a
+        cooperative rebalance may bump while the consumer goes on consuming, and a stale one makes the
+        broker refuse the offsets (ILLEGAL_GENERATION)."""
+        self.settle()
+        producer = self._producer
+        producer.begin_transaction()
         try:
-            self._produce(self._producer, batch)
+            self._produce(producer, batch)
+            send = producer.send_offsets_to_transaction
+            self._call("send_offsets_to_transaction", send, offsets, group()).wait()
         except Exception:
-            self._open = None
             self._abort()
             raise
-        self._open.add(batch, offsets, group)
-        if self._clock() - self._open.began >= self._interval_s:
-            self._commit_open()
+        self._in_flight = InFlight(batch, self._call("commit_transaction", producer.commit_transaction))
 
     def settle(self) -> None:
-        """Commit the open transaction, if any, and wait for the commit left running, if any; a failed
-        one is aborted and raised."""
-        if self._open is not None:
-            self._commit_open()
+        """Wait for the commit left running by ``publish``, if any; a failed one is aborted and raised."""
         if self._in_flight is None:
             return
         in_flight, self._in_flight = self._in_flight, None
@@ -128,23 +94,7 @@ class Transactions(Generic[B]):
         except Exception:
             self._abort()
             raise
-        for batch in in_flight.batches:
-            self._on_commit(batch)
-
-    def _commit_open(self) -> None:
-        """Send the open transaction's offsets and leave its commit running."""
-        transaction, self._open = self._open, None
-        producer = self._producer
-        try:
-            send = producer.send_offsets_to_transaction
-            self._call(
-                "send_offsets_to_transaction", send, transaction.topic_partitions(), transaction.group
-            ).wait()
-        except Exception:
-            self._abort()
-            raise
-        commit = self._call("commit_transaction", producer.commit_transaction)
-        self._in_flight = InFlight(transaction.batches, commit)
+        self._on_commit(in_flight.batch)
 
     def _call(self, what: str, call: Callable[..., object], *args: object) -> Blocking:
         return Blocking(self._timeouts.call_s, self._timeouts.grace_s, what, call, *args)
