@@ -37,6 +37,7 @@ from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
 from tests.conftest import local_stack
 from tests.helpers import assert_exactly_once, end_offsets, running, running_pipeline, stream_while, wait_for
+from tests.integration.test_bench import SMALL
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -257,10 +258,7 @@ def test_status_shows_each_broker_and_a_down_broker_as_under_replicated_partitio
 
 
 def test_bench_runs_two_detectors_and_two_sinks_on_the_cluster(cluster):
-    plan = bench.BenchPlan(
-        rows=20_000, latency_rate=500, latency_seconds=2, warm_up_seconds=1, baseline_rows=50
-    )
-    result = bench.run(cluster.settings, replace(plan, detectors=2, sinks=2), lambda _: None)
+    result = bench.run(cluster.settings, replace(SMALL, detectors=2, sinks=2), lambda _: None)
     assert (result["brokers"], result["replication_factor"], result["detectors"], result["sinks"]) == (
         3,
         3,
