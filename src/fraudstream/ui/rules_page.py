@@ -63,8 +63,11 @@ except Refused as error:
 
 if "rules_notice" in st.session_state:
     st.success(st.session_state.pop("rules_notice"))
+# A slot either way: a name entered must not move what follows (a moved form showed twice until the
+# run ended, the old one still on the page).
+hint = st.empty()
 if not analyst:
-    st.info("Enter your name as **Analyst** in the sidebar to create or change rules.")
+    hint.info("Enter your name as **Analyst** in the sidebar to create or change rules.")
 table = rules_table(ruleset)
 if table.empty:
     st.info("No rule yet: create one below.")
