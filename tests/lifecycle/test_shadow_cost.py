@@ -16,6 +16,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 
 from fraudstream.config import DEFAULT_MODEL_PATH, Settings
 from fraudstream.contracts.batch_decode import decode_batch
+from fraudstream.contracts.schema import customer_ids
 from fraudstream.ml.model import FraudModel
 from fraudstream.pipeline.detector import Detector
 from fraudstream.pipeline.detector.rules import RuleStage
@@ -49,7 +50,8 @@ def test_shadow_scoring_cost():
             for shadow in (False, True):
                 serving._models = Models(champion, challenger if shadow else None)
                 started = time.process_time()
-                scored = detector._score(messages, decode_batch(values))
+                batch = decode_batch(values)
+                scored = detector._score(messages, batch, customer_ids(batch.frame))
                 best[shadow] = min(best[shadow], time.process_time() - started)
         decoded = [orjson.loads(value) for value in scored.values]
         assert all(m["shadow_score"] == m["score"] and m["shadow_version"] == "challenger" for m in decoded)

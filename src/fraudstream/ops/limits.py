@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, Message, Producer
 
 from fraudstream.config import Settings
 from fraudstream.contracts.schema import coerce
-from fraudstream.infra.kafka import KafkaServer
+from fraudstream.infra.kafka import KafkaCluster
 from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel
 from fraudstream.pipeline import kafka
@@ -51,7 +51,7 @@ def payload_file(frame: pd.DataFrame, directory: Path) -> tuple[Path, float]:
     return path, float(np.mean([len(value) for value in values]))
 
 
-def transport(server: KafkaServer, topic: str, frame: pd.DataFrame, records: int) -> dict[str, float]:
+def transport(server: KafkaCluster, topic: str, frame: pd.DataFrame, records: int) -> dict[str, float]:
     """Kafka's producer then consumer performance tools over ``records`` of the frame's messages."""
     with tempfile.TemporaryDirectory(prefix="fraudstream-transport-") as directory:
         payloads, size = payload_file(frame, Path(directory))
@@ -74,11 +74,11 @@ def transport(server: KafkaServer, topic: str, frame: pd.DataFrame, records: int
     }
 
 
-def _run_tool(server: KafkaServer, main_class: str, *args: str) -> str:
+def _run_tool(server: KafkaCluster, main_class: str, *args: str) -> str:
     java = shutil.which("java")
     if java is None:
         raise ToolError("java is not on PATH")
-    command = [java, "-Xmx512m", "-cp", str(server.libs_dir.resolve() / "*"), main_class, *args]
+    command = [java, "-Xmx512m", "-cp", str(server.nodes[0].libs_dir.resolve() / "*"), main_class, *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise ToolError(f"{main_class.rsplit('.', 1)[-1]} failed: {result.stderr[-2000:]}")

@@ -126,6 +126,9 @@ class Detector:
         producer = Producer(self._producer_config())
         transactions = Transactions(producer, self._produce, self._committed)
         consumer = Consumer(self._consumer_config())
+        # A session starts from the changelog: what a failed one left in memory (a batch scored, its
+        # transaction never committed) must not outlive it.
+        self.state = PartitionedState()
         topic = self.settings.topic_transactions
         self._router = Router(topic, len(kafka.partitions(consumer, topic, 30)))
         self._transactions = transactions
