@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
@@ -21,7 +20,7 @@ from fraudstream.pipeline import kafka
 from fraudstream.pipeline.partitions import maintain, partitions
 from fraudstream.pipeline.quality import UNSCORED_LABELS
 from fraudstream.pipeline.sink import Sink, to_row, write_rows
-from tests.helpers import input_rows
+from tests.helpers import admin, input_rows
 
 pytestmark = pytest.mark.integration
 
@@ -61,25 +60,6 @@ SELECT gen_random_uuid(), transaction_id, fraud_flag, 'analyst', 'ann', now()
 FROM (SELECT transaction_id, fraud_flag, row_number() OVER (ORDER BY transaction_id) AS n FROM fraud_scores) s
 WHERE n % 10 = 0
 """
-
-
-@pytest.fixture
-def database(stack_settings: Settings) -> Iterator[Settings]:
-    """A database of its own on the session's PostgreSQL, with no migration applied, dropped after."""
-    name = f"partitions_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin(stack_settings, f"CREATE DATABASE {name}"))
-    try:
-        yield stack_settings.model_copy(update={"pg_database": name})
-    finally:
-        asyncio.run(_admin(stack_settings, f"DROP DATABASE {name} WITH (FORCE)"))
-
-
-async def _admin(settings: Settings, statement: str) -> None:
-    connection = await asyncpg.connect(settings.pg_dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def _old_layout(connection: asyncpg.Connection) -> None:
@@ -206,7 +186,7 @@ def test_the_sinks_role_keeps_partitions_but_cannot_change_the_retention(databas
                     outcomes.append(error)
         finally:
             await pool.close()
-            await _admin(database, f"DROP OWNED BY {writer[0]}; DROP ROLE {writer[0]}")
+            await admin(database, f"DROP OWNED BY {writer[0]}; DROP ROLE {writer[0]}")
         return outcomes
 
     assert all(isinstance(outcome, asyncpg.InsufficientPrivilegeError) for outcome in asyncio.run(scenario()))

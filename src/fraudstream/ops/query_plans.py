@@ -26,6 +26,8 @@ STATEMENTS = {
     quality.TOP_CARDS: "TOP_CARDS (one day)",
     quality.MORE_ROWS: "MORE_ROWS (one day)",
     quality.UNSCORED_LABELS: "UNSCORED_LABELS",
+    **{query: "ROWS" for query in review.QUEUES.values()},
+    review.WAITING: f"WAITING (up to {review.WAITING_CAP:,})",
 }
 REVIEW_PERIOD = timedelta(days=1)  # the review queue's default filter: scored in the last 24 hours
 
@@ -76,6 +78,9 @@ class ExplainingConnection:
                 nodes=_summary(scans),
             )
         )
+
+    def transaction(self, **options: Any) -> Any:
+        return self._connection.transaction(**options)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         await self._explain(query, args)
