@@ -100,7 +100,7 @@ def test_the_migration_keeps_every_row_and_value_of_a_filled_table_and_its_label
 
     seen = asyncio.run(scenario())
 
-    assert seen["applied"] == [PARTITIONED]
+    assert seen["applied"] == [path.stem for path in migration_files() if path.stem >= PARTITIONED]
     assert seen["kind"] == "p"
     assert len(seen["before"]) == 3000
     assert [dict(row) for row in seen["after"]] == [dict(row) for row in seen["before"]]
