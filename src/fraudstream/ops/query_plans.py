@@ -131,9 +131,12 @@ Measured = Callable[[ExplainingConnection], Awaitable[object]]
 async def _page_functions(connection: asyncpg.Connection, budget: int) -> list[tuple[str, str, Measured]]:
     """(page, function, call) of every query the three pages send on a refresh."""
     now = datetime.now(UTC)
-    flagged = await connection.fetchval(
-        "SELECT transaction_id FROM fraud_scores WHERE fraud_flag = 1 ORDER BY scored_at DESC LIMIT 1"
+    flagged = await connection.fetchrow(
+        "SELECT transaction_id, transaction->>'cat_id' AS category FROM fraud_scores WHERE fraud_flag = 1"
+        " ORDER BY scored_at DESC LIMIT 1"
     )
+    newest, category = (flagged["transaction_id"], flagged["category"]) if flagged else (None, None)
+    one_category = review.Filters(categories=[category] if category else [])
     today = now.date()
     return [
         ("results", "totals", queries.totals),
@@ -142,8 +145,9 @@ async def _page_functions(connection: asyncpg.Connection, budget: int) -> list[t
         ("results", "throughput", queries.throughput),
         ("review", "queue", lambda c: review.queue(c, review.Filters(since=now - REVIEW_PERIOD), [])),
         ("review", "queue, any time, by score", lambda c: review.queue(c, review.Filters(order="score"), [])),
+        ("review", "queue, any time, one category", lambda c: review.queue(c, one_category, [])),
         ("review", "categories", lambda c: review.categories(c, now - REVIEW_PERIOD)),
-        ("review", "story", lambda c: review.story(c, flagged)),
+        ("review", "story", lambda c: review.story(c, newest)),
         (
             "quality",
             "load_quality",
