@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +16,7 @@ from fraudstream.config import Settings
 from fraudstream.infra.process import free_port
 from fraudstream.infra.stack import LocalStack
 from fraudstream.ops.supervisor import ServiceProcess
-from tests.helpers import running_pipeline
+from tests.helpers import admin, running_pipeline
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SEED = SHARED / "seed"
@@ -69,6 +71,17 @@ def stack_settings() -> Iterator[Settings]:
     """The session's stack (``local_stack``)."""
     with local_stack("fraudstream-test-") as settings:
         yield settings
+
+
+@pytest.fixture
+def database(stack_settings: Settings) -> Iterator[Settings]:
+    """A database of its own on the session's PostgreSQL, with no migration applied, dropped after."""
+    name = f"test_{uuid.uuid4().hex[:8]}"
+    asyncio.run(admin(stack_settings, f"CREATE DATABASE {name}"))
+    try:
+        yield stack_settings.model_copy(update={"pg_database": name})
+    finally:
+        asyncio.run(admin(stack_settings, f"DROP DATABASE {name} WITH (FORCE)"))
 
 
 @pytest.fixture(scope="session")

@@ -162,6 +162,15 @@ def read_all(settings: Settings, topic: str, expected: int) -> list[dict]:
     return [{"value": message.value(), "headers": dict(message.headers() or [])} for message in found]
 
 
+async def admin(settings: Settings, statement: str) -> None:
+    """Run ``statement`` alone, outside a transaction (CREATE DATABASE), as the settings' role."""
+    connection = await asyncpg.connect(settings.pg_dsn)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
 def execute(settings: Settings, statement: str, *rows: tuple) -> None:
     """Run ``statement`` once per row, as the writing role."""
 
@@ -219,6 +228,17 @@ def insert_score(
         (transaction_id, score, flag, _json(reasons), _json(row), scored_at),
     )
     return transaction_id
+
+
+def add_flagged(settings: Settings, count: int, category: str) -> None:
+    """``count`` flagged transactions of ``category`` scored now, with distinct scores in (0.5, 1)."""
+    execute(
+        settings,
+        "INSERT INTO fraud_scores (transaction_id, score, fraud_flag, model_version, transaction)"
+        " SELECT gen_random_uuid(), 0.5 + g / (2.0 * $1 + 2), 1, 'test',"
+        " jsonb_build_object('cat_id', $2::text) FROM generate_series(1, $1) AS g",
+        (count, category),
+    )
 
 
 def _json(value: object) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fraudstream.config import Settings
+from fraudstream.infra.migrations import migrate
 from fraudstream.infra.process import free_port
 
 UI_DIR = Path(__file__).resolve().parents[2] / "src" / "fraudstream" / "ui"
@@ -33,6 +35,14 @@ def stack_env(monkeypatch: pytest.MonkeyPatch, stack_settings: Settings) -> Sett
     """The app's settings point at the session's real Kafka and PostgreSQL."""
     _use(monkeypatch, stack_settings)
     return stack_settings
+
+
+@pytest.fixture
+def own_database_env(monkeypatch: pytest.MonkeyPatch, database: Settings) -> Settings:
+    """The app's settings point at the session's stack but at a migrated database of its own."""
+    asyncio.run(migrate(database.pg_dsn, reader=database.pg_reader))
+    _use(monkeypatch, database)
+    return database
 
 
 @pytest.fixture

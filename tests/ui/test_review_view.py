@@ -7,7 +7,8 @@ import uuid
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import input_rows, insert_score, labels_of, wait_for
+from fraudstream.ui.review import QUEUE_LIMIT, WAITING_CAP
+from tests.helpers import add_flagged, input_rows, insert_score, labels_of, wait_for
 
 
 def flagged_in_category(settings, category: str, scores: list[float]) -> list[str]:
@@ -70,6 +71,26 @@ def test_an_analyst_marks_two_selected_transactions_fraud_and_they_leave_the_que
     app.run()
     assert all(state.startswith("recorded ") for state in app.dataframe[1].value["state"])
     assert queue_ids(app) == []
+
+
+@pytest.mark.integration
+def test_the_waiting_count_is_exact_up_to_its_cap_and_more_than_the_cap_beyond(page, own_database_env):
+    def shown(app: AppTest) -> str:
+        return app.subheader[0].value.removeprefix(f"Waiting for a decision: the first {QUEUE_LIMIT} of ")
+
+    add_flagged(own_database_env, WAITING_CAP - 1, "a")
+    app = page("review_page.py").run()
+    assert shown(app) == f"{WAITING_CAP - 1:,}"
+    assert len(queue_ids(app)) == QUEUE_LIMIT
+
+    add_flagged(own_database_env, 1, "a")
+    assert shown(app.run()) == f"{WAITING_CAP:,}"
+
+    add_flagged(own_database_env, 1, "a")
+    assert shown(app.run()) == f"more than {WAITING_CAP:,}"
+    app.multiselect(key="categories").set_value(["a"]).run()
+    app.radio(key="order").set_value("score").run()
+    assert shown(app) == f"more than {WAITING_CAP:,}"
 
 
 @pytest.mark.integration

@@ -26,6 +26,8 @@ STATEMENTS = {
     quality.TOP_CARDS: "TOP_CARDS (one day)",
     quality.MORE_ROWS: "MORE_ROWS (one day)",
     quality.UNSCORED_LABELS: "UNSCORED_LABELS",
+    **{query: "ROWS" for query in review.QUEUES.values()},
+    review.WAITING: f"WAITING (up to {review.WAITING_CAP:,})",
 }
 REVIEW_PERIOD = timedelta(days=1)  # the review queue's default filter: scored in the last 24 hours
 
@@ -77,6 +79,9 @@ class ExplainingConnection:
             )
         )
 
+    def transaction(self, **options: Any) -> Any:
+        return self._connection.transaction(**options)
+
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         await self._explain(query, args)
         return await self._connection.fetch(query, *args)
@@ -126,9 +131,12 @@ Measured = Callable[[ExplainingConnection], Awaitable[object]]
 async def _page_functions(connection: asyncpg.Connection, budget: int) -> list[tuple[str, str, Measured]]:
     """(page, function, call) of every query the three pages send on a refresh."""
     now = datetime.now(UTC)
-    flagged = await connection.fetchval(
-        "SELECT transaction_id FROM fraud_scores WHERE fraud_flag = 1 ORDER BY scored_at DESC LIMIT 1"
+    flagged = await connection.fetchrow(
+        "SELECT transaction_id, transaction->>'cat_id' AS category FROM fraud_scores WHERE fraud_flag = 1"
+        " ORDER BY scored_at DESC LIMIT 1"
     )
+    newest, category = (flagged["transaction_id"], flagged["category"]) if flagged else (None, None)
+    one_category = review.Filters(categories=[category] if category else [])
     today = now.date()
     return [
         ("results", "totals", queries.totals),
@@ -137,8 +145,9 @@ async def _page_functions(connection: asyncpg.Connection, budget: int) -> list[t
         ("results", "throughput", queries.throughput),
         ("review", "queue", lambda c: review.queue(c, review.Filters(since=now - REVIEW_PERIOD), [])),
         ("review", "queue, any time, by score", lambda c: review.queue(c, review.Filters(order="score"), [])),
+        ("review", "queue, any time, one category", lambda c: review.queue(c, one_category, [])),
         ("review", "categories", lambda c: review.categories(c, now - REVIEW_PERIOD)),
-        ("review", "story", lambda c: review.story(c, flagged)),
+        ("review", "story", lambda c: review.story(c, newest)),
         (
             "quality",
             "load_quality",

@@ -18,12 +18,16 @@ from fraudstream.ui.kafka_view import KafkaUnavailable, require_topic
 from fraudstream.ui.queries import read
 
 QUEUE_LIMIT = 200
+# The "waiting" figure is counted up to here, and shown as "more than" beyond: an exact count would
+# read every alert without a decision under the filters (tens of thousands over months of scores).
+WAITING_CAP = 10_000
 SCORE_COLUMNS = ["scored_at", "transaction_id", "score", "model_version", "reasons", "transaction"]
 HISTORY_COLUMNS = ["labelled_at", "label", "source", "author", "note", "received_at"]
+# Each order is the order of a partial index on the alerts (fraud_scores_flagged, fraud_scores_flagged_score):
+# the first rows come from each partition's index, merged, and the scan stops at the limit.
 ORDER = {"newest": "s.scored_at DESC", "score": "s.score DESC, s.scored_at DESC"}
-QUEUE = """
-SELECT s.scored_at, s.transaction_id::text AS transaction_id, s.score, s.model_version, s.reasons,
-       s.transaction, count(*) OVER () AS waiting
+# The flagged transactions without a decision under the filters.
+MATCHING = """
 FROM fraud_scores s
 WHERE s.fraud_flag = 1
   AND NOT EXISTS (SELECT 1 FROM fraud_labels l WHERE l.transaction_id = s.transaction_id)
@@ -32,9 +36,13 @@ WHERE s.fraud_flag = 1
   AND (cardinality($5::text[]) = 0 OR s.transaction->>'cat_id' = ANY($5::text[]))
   AND ($6::float8 IS NULL OR (s.transaction->>'amount')::float8 >= $6)
   AND ($7::float8 IS NULL OR (s.transaction->>'amount')::float8 <= $7)
-ORDER BY {order}
-LIMIT $8
 """
+QUEUES = {
+    order: "SELECT s.scored_at, s.transaction_id::text AS transaction_id, s.score, s.model_version,"
+    f" s.reasons, s.transaction {MATCHING} ORDER BY {columns} LIMIT $8"
+    for order, columns in ORDER.items()
+}
+WAITING = f"SELECT count(*) FROM (SELECT 1 {MATCHING} LIMIT $8) AS waiting"
 
 
 class DecisionFailed(RuntimeError):
@@ -55,7 +63,8 @@ class Filters:
 @dataclass(frozen=True)
 class Queue:
     rows: pd.DataFrame  # SCORE_COLUMNS, at most QUEUE_LIMIT
-    waiting: int  # all the flagged transactions without a decision that match the filters
+    waiting: int  # the flagged transactions without a decision that match the filters, up to WAITING_CAP
+    more: bool = False  # more than WAITING_CAP are waiting
 
 
 @dataclass(frozen=True)
@@ -68,9 +77,11 @@ class Story:
 
 
 async def queue(connection: asyncpg.Connection, filters: Filters, hidden: list[str]) -> Queue:
-    """The queue under ``filters``, without the transactions in ``hidden`` (decided, not yet landed)."""
-    rows = await connection.fetch(
-        QUEUE.format(order=ORDER[filters.order]),
+    """The queue under ``filters``, without the transactions in ``hidden`` (decided, not yet landed).
+
+    A page that is not full holds the whole queue; a full one is counted apart, up to WAITING_CAP, in
+    the same snapshot (so the count is never below the rows shown)."""
+    parameters = (
         hidden,
         filters.since,
         filters.min_score,
@@ -78,10 +89,16 @@ async def queue(connection: asyncpg.Connection, filters: Filters, hidden: list[s
         filters.categories,
         filters.min_amount,
         filters.max_amount,
-        QUEUE_LIMIT,
     )
-    frame = pd.DataFrame([dict(row) for row in rows], columns=[*SCORE_COLUMNS, "waiting"])
-    return Queue(frame[SCORE_COLUMNS], int(rows[0]["waiting"]) if rows else 0)
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        rows = await connection.fetch(QUEUES[filters.order], *parameters, QUEUE_LIMIT)
+        counted = (
+            len(rows)
+            if len(rows) < QUEUE_LIMIT
+            else await connection.fetchval(WAITING, *parameters, WAITING_CAP + 1)
+        )
+    frame = pd.DataFrame([dict(row) for row in rows], columns=SCORE_COLUMNS)
+    return Queue(frame, min(counted, WAITING_CAP), counted > WAITING_CAP)
 
 
 def load_queue(settings: Settings, filters: Filters, hidden: list[str]) -> Queue:

@@ -16,8 +16,10 @@ from fraudstream.ui import tables
 from fraudstream.ui.details import transaction_details
 from fraudstream.ui.review import (
     QUEUE_LIMIT,
+    WAITING_CAP,
     DecisionFailed,
     Filters,
+    Queue,
     decide,
     landed,
     load_categories,
@@ -135,8 +137,7 @@ def filters_row() -> Filters:
 def queue_section() -> None:
     filters = filters_row()
     queue = load_queue(settings, filters, [str(m.transaction_id) for m in pending.values()])
-    shown = f"the first {QUEUE_LIMIT} of " if queue.waiting > QUEUE_LIMIT else ""
-    st.subheader(f"Waiting for a decision: {shown}{queue.waiting:,}")
+    st.subheader(f"Waiting for a decision: {waiting(queue)}")
     table = tables.fraud_table(queue.rows)
     table["model"] = queue.rows["model_version"].to_numpy()
     st.dataframe(table, hide_index=True, column_config=QUEUE_COLUMNS)
@@ -148,6 +149,15 @@ def queue_section() -> None:
         with st.expander(tid, expanded=len(selected) == 1):
             transaction_details(queue.rows.loc[queue.rows["transaction_id"] == tid].iloc[0])
     decision_buttons(selected, "queue", SELECTION)
+
+
+def waiting(queue: Queue) -> str:
+    """How many wait: all of them when the page holds them, else the page's share of the count (which
+    stops at WAITING_CAP)."""
+    if queue.waiting <= QUEUE_LIMIT:
+        return f"{queue.waiting:,}"
+    counted = f"more than {WAITING_CAP:,}" if queue.more else f"{queue.waiting:,}"
+    return f"the first {QUEUE_LIMIT} of {counted}"
 
 
 def pick(ids: list[str]) -> list[str]:
