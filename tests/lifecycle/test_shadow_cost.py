@@ -42,6 +42,7 @@ def test_shadow_scoring_cost():
     serving = ModelServing.fixed(settings, champion)
     detector = Detector(settings, serving, "shadow-cost")
     detector._rules = RuleStage(settings, SimpleNamespace(rules=ruleset_of([])))  # no rule: the model decides
+    detector.state.add(0, {})  # the records' partition, assigned with no customer yet
     for rows, repeats in ((5000, 30), (20, 300)):
         values = good_values(rows)
         messages = records(values)

@@ -280,6 +280,11 @@ class KafkaCluster:
     def log_files(self) -> list[Path]:
         return [node.log_file for node in self.nodes]
 
+    def pids(self) -> tuple[int, ...] | None:
+        """Every node's process, None unless all of them run."""
+        pids = tuple(node.pid() for node in self.nodes)
+        return None if None in pids else pids
+
     def node(self, node_id: int) -> KafkaServer:
         return next(node for node in self.nodes if node.node_id == node_id)
 

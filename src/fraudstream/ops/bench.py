@@ -323,7 +323,7 @@ class _Bench:
             self.say(
                 f"Quix Streams peer: latency and CPU at {rate:,.0f} tx/s for {plan.latency_seconds:.0f} s"
             )
-            tracked = [Tracked("broker", (self.stack.kafka.pid(),)), Tracked("peer", (peer.process.pid,))]
+            tracked = [Tracked("broker", self.stack.kafka.pids()), Tracked("peer", (peer.process.pid,))]
             window = CpuWindow(tracked).start()
             self.produce(stage, measured, rate=rate)
             arrivals.wait_for(len(warm_up) + len(measured), plan.timeout_s, peer)
@@ -381,11 +381,12 @@ class _Bench:
 
     def tracked(self, running: list[ServiceProcess]) -> list[Tracked]:
         """The stack's processes: the broker, PostgreSQL's postmaster and children, the services."""
-        servers = {"broker": self.stack.kafka.pid(), "postgres": self.stack.postgres.pid()}
-        missing = [name for name, pid in servers.items() if pid is None]
+        postgres = self.stack.postgres.pid()
+        servers = {"broker": self.stack.kafka.pids(), "postgres": None if postgres is None else (postgres,)}
+        missing = [name for name, pids in servers.items() if pids is None]
         if missing:
             raise RuntimeError(f"no running process found for {', '.join(missing)}")
-        entries = [Tracked(name, (pid,)) for name, pid in servers.items()]
+        entries = [Tracked(name, pids) for name, pids in servers.items()]
         for name in dict.fromkeys(service.name for service in running):
             pids = tuple(service.process.pid for service in running if service.name == name)
             entries.append(Tracked(name, pids))
