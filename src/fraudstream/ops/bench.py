@@ -238,8 +238,10 @@ class _Bench:
         self.backlog: Backlog | None = None
 
     def stage(self, name: str) -> Settings:
+        # The detectors serve the model file (no registry): the bench measures the pipeline, and needs
+        # no MLflow server.
         stage = self.settings.scoped(f"bench-{self.run_id}-{name}").model_copy(
-            update={"log_dir": self.settings.log_dir / "bench"}
+            update={"log_dir": self.settings.log_dir / "bench", "mlflow_tracking_uri": ""}
         )
         ensure_topics(stage)
         self.stages.append(stage)
