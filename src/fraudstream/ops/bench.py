@@ -114,6 +114,17 @@ class Backlog:
     first: int
 
 
+def stage_settings(settings: Settings, name: str) -> Settings:
+    """A bench stage's settings: topics and groups of its own (created), logs under ``bench/``; its
+    detectors serve the model file, not the registry: a bench measures the pipeline, and needs no
+    MLflow server."""
+    stage = settings.scoped(name).model_copy(
+        update={"log_dir": settings.log_dir / "bench", "mlflow_tracking_uri": ""}
+    )
+    ensure_topics(stage)
+    return stage
+
+
 def rate_key(rate: float) -> str:
     """A rate as a JSON key: ``1000.0`` -> ``"1000"``."""
     return f"{rate:g}"
@@ -238,12 +249,7 @@ class _Bench:
         self.backlog: Backlog | None = None
 
     def stage(self, name: str) -> Settings:
-        # The detectors serve the model file (no registry): the bench measures the pipeline, and needs
-        # no MLflow server.
-        stage = self.settings.scoped(f"bench-{self.run_id}-{name}").model_copy(
-            update={"log_dir": self.settings.log_dir / "bench", "mlflow_tracking_uri": ""}
-        )
-        ensure_topics(stage)
+        stage = stage_settings(self.settings, f"bench-{self.run_id}-{name}")
         self.stages.append(stage)
         for rule in self.plan.rules:
             publish(stage, rule)

@@ -26,8 +26,9 @@ from confluent_kafka import Producer
 from fraudstream.config import Settings
 from fraudstream.infra.process import wait_until
 from fraudstream.infra.stack import LocalStack
-from fraudstream.infra.topics import ensure_topics, topic_specs
+from fraudstream.infra.topics import topic_specs
 from fraudstream.ml.features import FeatureEngine
+from fraudstream.ops.bench import stage_settings
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
@@ -111,11 +112,7 @@ def scale_up(settings: Settings, plan: RebalancePlan, say: Say) -> dict[str, Any
 
 
 def _stage(settings: Settings, name: str) -> Settings:
-    stage = settings.scoped(f"bench-rebalance-{uuid.uuid4().hex[:6]}-{name}").model_copy(
-        update={"log_dir": settings.log_dir / "bench"}
-    )
-    ensure_topics(stage)
-    return stage
+    return stage_settings(settings, f"bench-rebalance-{uuid.uuid4().hex[:6]}-{name}")
 
 
 def _fill_changelog(stage: Settings, customers: int, events_per_customer: int, say: Say) -> int:
