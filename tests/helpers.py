@@ -54,7 +54,10 @@ def running(services: dict[str, ServiceProcess]) -> Iterator[None]:
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, *services: ServiceProcess) -> None:
     """``wait_until``, whose failure shows the services' output and, with services, the brokers' logs."""
-    broker_logs = sorted((services[0].settings.data_dir / "kafka").glob("**/kafka.log")) if services else []
+    kafka_dir = services[0].settings.data_dir / "kafka" if services else None
+    # One broker's log, or each node's of a cluster; not a recursive walk, which races the broker
+    # deleting a topic's directory.
+    broker_logs = sorted([*kafka_dir.glob("kafka.log"), *kafka_dir.glob("*/kafka.log")]) if kafka_dir else []
     wait_until(check, timeout, what, *(service.output for service in services), *broker_logs)
 
 
