@@ -280,6 +280,11 @@ class KafkaCluster:
     def log_files(self) -> list[Path]:
         return [node.log_file for node in self.nodes]
 
+    @property
+    def libs_dir(self) -> Path:
+        """The jars every node runs from (one resolution, shared)."""
+        return self.nodes[0].libs_dir
+
     def pids(self) -> tuple[int, ...] | None:
         """Every node's process, None unless all of them run."""
         pids = tuple(node.pid() for node in self.nodes)

@@ -78,7 +78,7 @@ def _run_tool(server: KafkaCluster, main_class: str, *args: str) -> str:
     java = shutil.which("java")
     if java is None:
         raise ToolError("java is not on PATH")
-    command = [java, "-Xmx512m", "-cp", str(server.nodes[0].libs_dir.resolve() / "*"), main_class, *args]
+    command = [java, "-Xmx512m", "-cp", str(server.libs_dir.resolve() / "*"), main_class, *args]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise ToolError(f"{main_class.rsplit('.', 1)[-1]} failed: {result.stderr[-2000:]}")
