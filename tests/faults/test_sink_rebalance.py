@@ -3,7 +3,9 @@
 A commit that a rebalance made impossible (the partitions went to the other sink, or the group moved
 to a new generation while the commit was in flight) can never succeed: the sink must give that
 commit up and go on, not retry it forever. The partitions' new owner re-reads them from the last
-committed offset, and the rows are idempotent.
+committed offset, and the rows are idempotent. Whether a given rebalance catches a commit in flight
+is a race, so this test does not require one: tests/integration/test_commit_given_up.py makes that
+commit impossible on purpose.
 """
 
 from __future__ import annotations
@@ -26,8 +28,7 @@ from tests.helpers import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
 BURST = 200_000  # score messages sent before each rebalance: seconds of work for the sinks
-MAX_REBALANCES = 8
-GIVEN_UP = '"event":"kafka commit given up"'
+REBALANCES = 3
 
 
 class ScoreFeed:
@@ -104,21 +105,19 @@ def output(sink: ServiceProcess) -> str:
     return sink.output.read_text(errors="replace") if sink.output.exists() else ""
 
 
-def test_a_commit_the_rebalance_made_impossible_is_given_up_and_no_row_is_lost(scoped, sinks):
+def test_two_sinks_rebalanced_under_a_backlog_store_every_row_once(scoped, sinks):
     first, second = sinks
     feed = ScoreFeed(scoped)
     feed.send(BURST)
     first.start()
     wait_for(lambda: stored_rows(scoped, feed.version)[0] > 0, 60, "the first rows", first)
 
-    rebalances = 0
-    while GIVEN_UP not in output(first) + output(second) and rebalances < MAX_REBALANCES:
-        if rebalances:
+    for rebalance in range(REBALANCES):
+        if rebalance:
             feed.send(BURST)  # the first sink is busy committing batch after batch...
         second.start()  # ...when the group rebalances to give the second sink partitions...
         wait_for(lambda: has_partitions(second), 60, "the second sink's partitions", first, second)
         second.stop()  # ...and again when it leaves
-        rebalances += 1
     second.start()  # both in the group from here on
     sent = feed.sent
 
@@ -126,6 +125,5 @@ def test_a_commit_the_rebalance_made_impossible_is_given_up_and_no_row_is_lost(s
     assert stored_rows(scoped, feed.version) == (sent, sent)
     assert first.process.poll() is None and second.process.poll() is None, "a sink died"
     logs = output(first) + output(second)
-    assert GIVEN_UP in logs, f"no commit given up in {rebalances} rebalances"
     retried = [line for line in logs.splitlines() if '"kafka commit failed, retrying"' in line]
     assert not [line for line in retried if "CommitFailedError" in line or "IllegalStateError" in line]
