@@ -19,7 +19,7 @@ import pandas as pd
 from confluent_kafka import KafkaException
 
 from fraudstream.config import Settings
-from fraudstream.infra.process import wait_until
+from fraudstream.infra.process import InfraError, wait_until
 from fraudstream.ml.model import METADATA_FILE, MODEL_FILE
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
@@ -52,13 +52,44 @@ def running(services: dict[str, ServiceProcess]) -> Iterator[None]:
             service.stop()
 
 
-def wait_for(check: Callable[[], bool], timeout: float, what: str, *services: ServiceProcess) -> None:
-    """``wait_until``, whose failure shows the services' output and, with services, the brokers' logs."""
+def wait_for(
+    check: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *services: ServiceProcess,
+    progress: Callable[[], str] | None = None,
+) -> None:
+    """``wait_until``, whose failure shows the services' output and, with services, the brokers' logs;
+    first, ``progress()``: how far the work got (the logs' tails are long)."""
     kafka_dir = services[0].settings.data_dir / "kafka" if services else None
     # One broker's log, or each node's of a cluster; not a recursive walk, which races the broker
     # deleting a topic's directory.
     broker_logs = sorted([*kafka_dir.glob("kafka.log"), *kafka_dir.glob("*/kafka.log")]) if kafka_dir else []
-    wait_until(check, timeout, what, *(service.output for service in services), *broker_logs)
+    try:
+        wait_until(check, timeout, what, *(service.output for service in services), *broker_logs)
+    except InfraError as error:
+        if progress is None:
+            raise
+        raise InfraError(f"{progress()}; {error}") from None
+
+
+def pipeline_progress(settings: Settings, ids: list[str]) -> Callable[[], str]:
+    """How far ``ids`` got through the pipeline: input offsets, committed score messages, rows."""
+
+    def report() -> str:
+        try:
+            scored = committed_score_ids(settings)
+            scores = sum(1 for transaction_id in ids if transaction_id in scored)
+            inputs = end_offsets(settings, settings.topic_transactions)
+        except (KafkaException, InfraError) as error:
+            return f"progress unknown ({error})"
+        rows = count_rows(settings, ids)
+        return (
+            f"of {len(ids)} transactions: {scores} score messages committed in {settings.topic_scoring}, "
+            f"{rows} rows in fraud_scores; end offsets of {settings.topic_transactions}: {inputs}"
+        )
+
+    return report
 
 
 def stream_while(

@@ -13,7 +13,7 @@ from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops.loadgen import transactions
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
-from tests.helpers import count_rows, read_all, running_pipeline, wait_for
+from tests.helpers import count_rows, pipeline_progress, read_all, running_pipeline, wait_for
 from tests.message_corpus import labelled_corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -49,7 +49,9 @@ def test_every_malformed_message_lands_in_the_dlq_and_every_good_one_is_scored(s
         producer.flush(10)
 
         ids = [message["transaction_id"] for message in good] + sorted(valid_ids)
-        wait_for(lambda: count_rows(scoped, ids) == len(ids), 90, "the good rows", *services.values())
+        progress = pipeline_progress(scoped, ids)
+        rows = lambda: count_rows(scoped, ids) == len(ids)  # noqa: E731
+        wait_for(rows, 90, "the good rows", *services.values(), progress=progress)
         dead = read_all(scoped, scoped.dlq_transactions, len(refused))
         assert sorted((m["value"] or b"") for m in dead) == sorted((b or b"") for b in refused)
         assert all(m["headers"]["error"] and m["headers"]["source.topic"] for m in dead)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import msgspec
@@ -88,3 +88,30 @@ def test_a_batch_is_stored_once_per_transaction_whatever_repeats(stack_settings)
     assert all(row["scored_at"] == at for row in rows)
     assert rows[0]["decision"] == "block" and json.loads(rows[0]["rules"]) == [{"id": "big", "version": 2}]
     assert rows[1]["decision"] is None and rows[1]["rules"] is None
+
+
+def test_a_transaction_id_sent_twice_keeps_its_first_score(stack_settings):
+    """Two input messages with one transaction id are scored at two times: the first score is kept, in
+    one batch or in two, and a score of the same id two days later is a row of its own."""
+    transaction_id = uuid.uuid4()
+    at = datetime.now(UTC).replace(microsecond=0)
+
+    def score(value: float) -> ScoreMessage:
+        return ScoreMessage(transaction_id, value, 0, model_version="v1")
+
+    async def write() -> list[tuple[float, datetime]]:
+        pool = await asyncpg.create_pool(stack_settings.pg_dsn, min_size=1, max_size=1)
+        try:
+            later, earlier = to_row(score(0.2), at + timedelta(seconds=1)), to_row(score(0.1), at)
+            await write_rows(pool, [later, earlier])  # one batch: the earlier score wins
+            await write_rows(pool, [to_row(score(0.3), at + timedelta(hours=20))])  # a later batch
+            await write_rows(pool, [to_row(score(0.4), at - timedelta(days=2))])  # outside the window
+            rows = await pool.fetch(
+                "SELECT score, scored_at FROM fraud_scores WHERE transaction_id = $1 ORDER BY scored_at",
+                transaction_id,
+            )
+            return [(row["score"], row["scored_at"]) for row in rows]
+        finally:
+            await pool.close()
+
+    assert asyncio.run(write()) == [(0.4, at - timedelta(days=2)), (0.1, at)]

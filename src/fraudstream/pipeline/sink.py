@@ -5,6 +5,12 @@ round trip to PostgreSQL, and a replayed message never duplicates or fails. A ro
 score record's Kafka timestamp, not the sink's clock: it is the same on every redelivery of the record,
 so that the key ``(transaction_id, scored_at)`` of the table partitioned by day on ``scored_at``
 catches a redelivery (migration 0007).
+
+That key cannot catch a transaction id *sent* twice (a producer retrying without idempotence, a file
+uploaded twice): each copy is scored, at another time. The first score of a transaction id is kept and
+a later one within ``DUPLICATE_WINDOW`` of it is dropped, as the unpartitioned table's key on the id alone
+did; the window bounds the check to the partitions of the days around the row (runtime pruning), so
+its cost does not grow with the retention.
 """
 
 from __future__ import annotations
@@ -36,9 +42,19 @@ COLUMN_TYPES = {
 }
 COLUMNS = tuple(COLUMN_TYPES)
 ARRAYS = ", ".join(f"${number}::{kind}[]" for number, kind in enumerate(COLUMN_TYPES.values(), start=1))
+DUPLICATE_WINDOW = "1 day"
 UPSERT = f"""
 INSERT INTO fraud_scores ({", ".join(COLUMNS)})
-SELECT DISTINCT ON (transaction_id, scored_at) * FROM unnest({ARRAYS}) AS batch ({", ".join(COLUMNS)})
+SELECT * FROM (
+    SELECT DISTINCT ON (transaction_id) * FROM unnest({ARRAYS}) AS batch ({", ".join(COLUMNS)})
+    ORDER BY transaction_id, scored_at
+) AS batch
+WHERE NOT EXISTS (
+    SELECT FROM fraud_scores AS stored
+    WHERE stored.transaction_id = batch.transaction_id
+      AND stored.scored_at BETWEEN batch.scored_at - interval '{DUPLICATE_WINDOW}'
+                               AND batch.scored_at + interval '{DUPLICATE_WINDOW}'
+)
 ON CONFLICT (transaction_id, scored_at) DO NOTHING
 """
 SCORED_AT = COLUMNS.index("scored_at")
