@@ -110,7 +110,9 @@ class Settings(BaseSettings):
         20, ge=0, description="after a batch's first message, how long the detector waits for more"
     )
     fetch_wait_max_ms: int = Field(
-        20, ge=1, description="how long the broker holds a detector's fetch that finds nothing new"
+        20,
+        ge=1,
+        description="how long the broker holds a fetch of the detector or the sink that finds nothing new",
     )
     fetch_min_bytes: int = Field(
         1,

@@ -93,7 +93,7 @@ class TableWriter:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=self.table.max_records,
-            fetch_max_wait_ms=20,
+            fetch_max_wait_ms=self.settings.fetch_wait_max_ms,
             **kafka.aiokafka_config(self.settings),
         )
         producer = AIOKafkaProducer(
