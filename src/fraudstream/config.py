@@ -109,8 +109,10 @@ class Settings(BaseSettings):
     batch_linger_ms: int = Field(
         20, ge=0, description="after a batch's first message, how long the detector waits for more"
     )
+    # With fetch_min_bytes 1 the broker answers as soon as anything arrives: the wait bounds only how often
+    # an idle consumer asks again, so a long one costs no latency and spares the broker idle requests.
     fetch_wait_max_ms: int = Field(
-        20,
+        500,
         ge=1,
         description="how long the broker holds a fetch of the detector or the sink that finds nothing new",
     )
