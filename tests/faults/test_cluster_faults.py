@@ -258,7 +258,9 @@ def test_status_shows_each_broker_and_a_down_broker_as_under_replicated_partitio
 
 
 def test_bench_runs_two_detectors_and_two_sinks_on_the_cluster(cluster):
-    result = bench.run(cluster.settings, replace(SMALL, rows=150_000, detectors=2, sinks=2), lambda _: None)
+    result = bench.run(
+        cluster.settings, replace(SMALL, rows=150_000, detectors=2, sinks=2, peer=False), lambda _: None
+    )
     assert (result["brokers"], result["replication_factor"], result["detectors"], result["sinks"]) == (
         3,
         3,
