@@ -16,15 +16,22 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# A virtualenv of its own in the folder of the target ($(@D)), with the packages $(1), for a tool whose
+# pins the product's virtualenv need not follow.
+define side_venv
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/pip install --quiet --upgrade pip
+	$(@D)/bin/pip install --quiet $(1)
+	touch $@
+endef
+
 # The MLflow server's own virtualenv: `mlflow` pins pyarrow < 26, which the product's virtualenv (the
 # client, mlflow-skinny, only) need not downgrade to. psycopg 3: its PostgreSQL store under SQLAlchemy 2.
 MLFLOW_VENV    ?= .venv-mlflow
 MLFLOW_VERSION := 3.17.2
+MLFLOW_PACKAGES := 'mlflow==$(MLFLOW_VERSION)' 'psycopg[binary]>=3.2,<4'
 $(MLFLOW_VENV)/.installed: Makefile
-	$(PYTHON) -m venv $(MLFLOW_VENV)
-	$(MLFLOW_VENV)/bin/pip install --quiet --upgrade pip
-	$(MLFLOW_VENV)/bin/pip install --quiet 'mlflow==$(MLFLOW_VERSION)' 'psycopg[binary]>=3.2,<4'
-	touch $@
+	$(call side_venv,$(MLFLOW_PACKAGES))
 
 mlflow-server: $(MLFLOW_VENV)/.installed
 
@@ -32,11 +39,9 @@ mlflow-server: $(MLFLOW_VENV)/.installed
 # quixstreams pins confluent-kafka < 2.13 and pydantic < 2.14, older than the product's.
 QUIX_VENV    ?= .venv-quix
 QUIX_VERSION := 3.28.1
+QUIX_PACKAGES := 'quixstreams==$(QUIX_VERSION)' 'catboost>=1.2.7'
 $(QUIX_VENV)/.installed: Makefile
-	$(PYTHON) -m venv $(QUIX_VENV)
-	$(QUIX_VENV)/bin/pip install --quiet --upgrade pip
-	$(QUIX_VENV)/bin/pip install --quiet 'quixstreams==$(QUIX_VERSION)' 'catboost>=1.2.7'
-	touch $@
+	$(call side_venv,$(QUIX_PACKAGES))
 
 quix-peer: $(QUIX_VENV)/.installed
 

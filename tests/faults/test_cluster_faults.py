@@ -36,7 +36,7 @@ from fraudstream.ops.status import topic_status
 from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
 from tests.conftest import local_stack
-from tests.helpers import assert_exactly_once, end_offsets, running, running_pipeline, stream_while, wait_for
+from tests.helpers import assert_exactly_once, end_offsets, running, stream_while, wait_for
 from tests.integration.test_bench import SMALL
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
@@ -60,12 +60,6 @@ def scoped(cluster: LocalStack, request: pytest.FixtureRequest) -> Settings:
     settings = cluster.settings.scoped(f"cluster-{request.node.originalname}-{uuid.uuid4().hex[:6]}")
     ensure_topics(settings)
     return settings
-
-
-@pytest.fixture
-def pipeline(scoped: Settings) -> Iterator[dict[str, ServiceProcess]]:
-    with running_pipeline(scoped, instance="fault-0") as services:
-        yield services
 
 
 def all_in_sync(settings: Settings) -> bool:
@@ -258,9 +252,7 @@ def test_status_shows_each_broker_and_a_down_broker_as_under_replicated_partitio
 
 
 def test_bench_runs_two_detectors_and_two_sinks_on_the_cluster(cluster):
-    result = bench.run(
-        cluster.settings, replace(SMALL, rows=150_000, detectors=2, sinks=2, peer=False), lambda _: None
-    )
+    result = bench.run(cluster.settings, replace(SMALL, detectors=2, sinks=2, peer=False), lambda _: None)
     assert (result["brokers"], result["replication_factor"], result["detectors"], result["sinks"]) == (
         3,
         3,

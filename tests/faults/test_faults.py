@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -18,7 +18,7 @@ from fraudstream.config import Settings
 from fraudstream.infra.stack import LocalStack
 from fraudstream.infra.topics import ensure_topics
 from fraudstream.ops.supervisor import ServiceProcess
-from tests.helpers import assert_exactly_once, running_pipeline, stream_while
+from tests.helpers import assert_exactly_once, stream_while
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 
@@ -32,12 +32,6 @@ def scoped(stack_settings: Settings, request: pytest.FixtureRequest) -> Settings
     settings = stack_settings.scoped(f"fault-{request.node.originalname}-{uuid.uuid4().hex[:6]}")
     ensure_topics(settings)
     return settings
-
-
-@pytest.fixture
-def pipeline(scoped: Settings) -> Iterator[dict[str, ServiceProcess]]:
-    with running_pipeline(scoped, instance="fault-0") as services:
-        yield services
 
 
 def kill_and_restart(service: ServiceProcess) -> Callable[[], None]:

@@ -3,11 +3,11 @@
 Every stage runs on topics and consumer groups of its own, so stages neither see each other's data nor
 the system's; the rows they write to fraud_scores are deleted at the end. Stages:
 
-- detector alone: detector processes start and settle in their group, N transactions are produced as
-  fast as possible, and the detectors are timed from the end of production to their last committed
-  batch (start-up, rebalances and the producer's CPU excluded);
-- sink alone: the same on the detector stage's score messages, up to committed rows; those are held
-  back from the sinks (``_Gate``) until their group has settled;
+- detector alone: detector processes start and settle in their group, N transactions are produced
+  behind a gate (``_Gate``: held back from the read_committed detectors) and released at once, and the
+  detectors are timed from their first committed batch to their last (start-up, rebalances and the
+  producer's CPU excluded, and fast detectors cannot drain the backlog while it is produced);
+- sink alone: the same on the detector stage's score messages, up to committed rows;
 - limits (``limits.py``): Kafka's own producer and consumer performance tools over the same messages,
   a transactional pass-through (exactly-once alone) over the detector's backlog, CatBoost's predict
   alone on that backlog's features;
@@ -265,14 +265,19 @@ class _Bench:
         peer (``self.backlog``)."""
         stage = self.stage("alone")
         frame = transactions(self.plan.rows, seed=1)
-        gate = _Gate(stage, stage.topic_scoring, self.plan.timeout_s)
+        inputs = _Gate(stage, stage.topic_transactions, self.plan.timeout_s)
+        scores = _Gate(stage, stage.topic_scoring, self.plan.timeout_s)
         self.backlog = Backlog(stage, frame, len(self.transaction_ids))
         with self.services(stage, "detector"):
             self.say(f"detector alone: {self.plan.rows:,} transactions into the settled group")
             self.produce(stage, frame)
-            detector_tps = self.drain(stage.detector_group, stage.topic_transactions, "detector")
+            backlog_end = inputs.held_end()
+            inputs.open()
+            detector_tps = self.drain(
+                stage.detector_group, stage.topic_transactions, "detector", target=backlog_end
+            )
         with self.services(stage, "sink"):
-            gate.open()
+            scores.open()
             sink_tps = self.drain(stage.sink_group, stage.topic_scoring, "sink")
         return detector_tps, sink_tps * self.plan.rows / self.end_offset(stage.topic_scoring)
 
@@ -528,8 +533,8 @@ class _Bench:
 
 class _Gate:
     """Holds back what is written to ``topic`` from its read_committed readers until ``open()``, so the
-    sinks settle in their group before the backlog appears to all of them at once (else the first sink
-    to start drains it alone while the others join).
+    backlog appears to a settled group all at once (else the first member to start drains it alone while
+    the others join, or the members drain it while it is still being produced).
 
     An open transaction with one message in each partition keeps every partition's last stable offset
     before the backlog; ``open()`` aborts it, and its messages are never delivered.
@@ -551,6 +556,14 @@ class _Gate:
         self._producer.abort_transaction(30)
         with kafka.consumer(self.settings, f"{self.topic}-gate") as reader:
             wait_until(lambda: self._released(reader), 30, f"the score messages of {self.topic}")
+
+    def held_end(self) -> int:
+        """The offsets written to the topic so far, summed over its partitions, those held back included
+        (a read_committed reader's end offsets stop at the gate; its abort marker comes after)."""
+        with kafka.consumer(
+            self.settings, f"{self.topic}-gate", **{"isolation.level": "read_uncommitted"}
+        ) as reader:
+            return sum(kafka.end_offsets(reader, self.topic, 10).values())
 
     def _released(self, reader: Consumer) -> bool:
         ends = kafka.end_offsets(reader, self.topic, 10)  # a read_committed consumer's: last stable offsets

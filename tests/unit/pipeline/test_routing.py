@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from confluent_kafka import Message
 
-from fraudstream.contracts.batch_decode import decode_batch
+from fraudstream.contracts.batch_decode import DecodedBatch, decode_batch
 from fraudstream.contracts.messages import TransactionData, encoder
 from fraudstream.contracts.schema import INPUT_COLUMNS, customer_ids
 from fraudstream.pipeline.detector.routing import (
@@ -62,8 +62,8 @@ def test_a_forwarded_copy_names_its_origin_and_keeps_its_headers():
     assert forwarded_headers(copy) == headers  # forwarded again: still its first origin
 
 
-def test_the_router_scores_the_rows_in_place_and_forwards_the_others():
-    rows = input_rows(40, seed=3)
+def decoded(count: int, seed: int) -> tuple[list[bytes], DecodedBatch, np.ndarray, np.ndarray]:
+    """``count`` input messages, their decoded batch, each row's customer and its murmur2 partition."""
     values = [
         encoder.encode(
             {
@@ -71,11 +71,15 @@ def test_the_router_scores_the_rows_in_place_and_forwards_the_others():
                 "data": TransactionData(*(row[c] for c in INPUT_COLUMNS)),
             }
         )
-        for n, row in enumerate(rows)
+        for n, row in enumerate(input_rows(count, seed))
     ]
     batch = decode_batch(values)
     customers = customer_ids(batch.frame)
-    homes = partitions_for_keys([c.encode() for c in customers], PARTITIONS)
+    return values, batch, customers, partitions_for_keys([c.encode() for c in customers], PARTITIONS)
+
+
+def test_the_router_scores_the_rows_in_place_and_forwards_the_others():
+    values, batch, customers, homes = decoded(40, seed=3)
     # Even rows keyed and placed as our producers do; odd rows unkeyed on partition 0.
     records = [
         Message(
@@ -99,19 +103,7 @@ def test_the_router_scores_the_rows_in_place_and_forwards_the_others():
 
 
 def test_keyed_input_in_place_is_passed_through_as_it_is():
-    rows = input_rows(10, seed=4)
-    values = [
-        encoder.encode(
-            {
-                "transaction_id": f"00000000-0000-4000-8000-{n:012d}",
-                "data": TransactionData(*(row[c] for c in INPUT_COLUMNS)),
-            }
-        )
-        for n, row in enumerate(rows)
-    ]
-    batch = decode_batch(values)
-    customers = customer_ids(batch.frame)
-    homes = partitions_for_keys([c.encode() for c in customers], PARTITIONS)
+    _, batch, customers, homes = decoded(10, seed=4)
     records = [record(int(homes[n]), n, key=customers[n].encode()) for n in range(10)]
     routed = Router("t", PARTITIONS).route(batch, records, customers)
     assert routed.batch is batch and routed.forwards == []
