@@ -1,6 +1,7 @@
 """The table writer's sequencing against recording doubles of the Kafka clients and the table: rows, then
 dead letters, then the commit (in the background, in order); a commit retried through an outage, given
-up after a rebalance. The real servers are in tests/integration/test_labels.py and the sink fault tests.
+up after a rebalance. The real servers are in tests/integration/test_labels.py,
+tests/integration/test_commit_given_up.py and the sink fault tests.
 """
 
 from __future__ import annotations
