@@ -24,6 +24,15 @@ def queue_ids(app: AppTest) -> list[str]:
     return app.dataframe[0].value["transaction id"].tolist()
 
 
+def queue_picked(page, category: str, picked: list[str]) -> AppTest:
+    """The review page filtered to ``category``, Ann Analyst signed, ``picked`` selected in the queue."""
+    app = page("review_page.py").run()
+    app.multiselect(key="categories").set_value([category]).run()
+    app.sidebar.text_input(key="analyst").input("Ann Analyst").run()
+    app.multiselect(key="queue_selection").set_value(picked).run()
+    return app
+
+
 def test_with_the_database_down_the_page_says_so(page, nothing_env):
     app = page("review_page.py").run()
 
@@ -143,10 +152,7 @@ def test_a_decision_applies_to_the_selection_sent_with_the_click(page, stack_env
     decision is for what the selection holds at the click, not for what the buttons were drawn with."""
     category = f"click_{uuid.uuid4().hex[:6]}"
     kept, dropped = flagged_in_category(stack_env, category, [0.9, 0.8])
-    app = page("review_page.py").run()
-    app.multiselect(key="categories").set_value([category]).run()
-    app.sidebar.text_input(key="analyst").input("Ann Analyst").run()
-    app.multiselect(key="queue_selection").set_value([kept, dropped]).run()
+    app = queue_picked(page, category, [kept, dropped])
     assert app.button(key="mark-1-queue").label == "Mark fraud (2)"
 
     app.multiselect(key="queue_selection").set_value([kept])
@@ -163,10 +169,7 @@ def test_a_decision_applies_to_the_selection_sent_with_the_click(page, stack_env
 def test_a_picked_transaction_decided_elsewhere_leaves_the_selection_with_a_note(page, stack_env, services):
     category = f"elsewhere_{uuid.uuid4().hex[:6]}"
     first, second = flagged_in_category(stack_env, category, [0.9, 0.8])
-    app = page("review_page.py").run()
-    app.multiselect(key="categories").set_value([category]).run()
-    app.sidebar.text_input(key="analyst").input("Ann Analyst").run()
-    app.multiselect(key="queue_selection").set_value([first, second]).run()
+    app = queue_picked(page, category, [first, second])
 
     app.text_input(key="search").input(second).run()
     app.button(key="mark-0-search").click().run()
