@@ -52,7 +52,7 @@ def test_shadow_scoring_cost():
                 serving._models = Models(champion, challenger if shadow else None)
                 started = time.process_time()
                 batch = decode_batch(values)
-                scored = detector._score(messages, batch, customer_ids(batch.frame))
+                scored = detector._score(messages, batch, customer_ids(batch.columns))
                 best[shadow] = min(best[shadow], time.process_time() - started)
         decoded = [orjson.loads(value) for value in scored.values]
         assert all(m["shadow_score"] == m["score"] and m["shadow_version"] == "challenger" for m in decoded)

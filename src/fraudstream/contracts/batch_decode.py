@@ -1,6 +1,8 @@
-"""Decoding a batch of ``transactions`` messages into one typed frame: for large batches one pyarrow
+"""Decoding a batch of ``transactions`` messages into typed columns: for large batches one pyarrow
 JSON parse in C, instead of one msgspec struct and one row per message; small batches, where that
-parse's fixed cost dominates, go to msgspec alone.
+parse's fixed cost dominates, go to msgspec alone. The columns are plain numpy arrays
+(``schema.columns_from``), not a DataFrame, whose construction alone would cost a small batch more
+than its features.
 
 The verdicts are exactly those of ``messages.decode_transaction`` per message, followed by the
 detector's real-date check over the accepted rows. The columnar path only ever *accepts* rows, and only
@@ -22,7 +24,6 @@ from dataclasses import dataclass
 
 import msgspec
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -35,7 +36,7 @@ from fraudstream.contracts.messages import (
     TransactionMessage,
     decode_transaction,
 )
-from fraudstream.contracts.schema import INPUT_COLUMNS, from_columns, transaction_times
+from fraudstream.contracts.schema import INPUT_COLUMNS, columns_from, transaction_times
 from fraudstream.errors import SchemaMismatch
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -70,19 +71,22 @@ if not all(
 
 @dataclass(frozen=True)
 class DecodedBatch:
-    """The valid messages of a batch as one typed frame, in input order, and the invalid ones."""
+    """The valid messages of a batch as typed columns, in input order, and the invalid ones."""
 
-    frame: pd.DataFrame
+    columns: dict[str, np.ndarray]  # INPUT_COLUMNS, of schema.ARRAY_DTYPES
     transaction_ids: list[str]
     positions: np.ndarray
     dead: list[tuple[int, str]]
-    times: np.ndarray  # the frame's transaction_time, parsed (``schema.transaction_times``)
+    times: np.ndarray  # the rows' transaction_time, parsed (``schema.transaction_times``)
+
+    def __len__(self) -> int:
+        return len(self.transaction_ids)
 
     def select(self, rows: np.ndarray) -> DecodedBatch:
-        """The batch of these rows of ``frame`` only (indices, in the order given); no dead messages."""
-        frame = self.frame.iloc[rows].reset_index(drop=True)
+        """The batch of these rows only (indices, in the order given); no dead messages."""
+        columns = {name: values[rows] for name, values in self.columns.items()}
         ids = [self.transaction_ids[row] for row in rows.tolist()]
-        return DecodedBatch(frame, ids, self.positions[rows], [], self.times[rows])
+        return DecodedBatch(columns, ids, self.positions[rows], [], self.times[rows])
 
 
 def decode_batch(values: list[bytes | None], columnar_from: int = COLUMNAR_FROM) -> DecodedBatch:
@@ -91,9 +95,9 @@ def decode_batch(values: list[bytes | None], columnar_from: int = COLUMNAR_FROM)
     Batches of fewer than ``columnar_from`` messages go to msgspec alone: below that, the columnar
     parse's fixed cost (~3 ms) is more than msgspec's per message.
 
-    ``frame`` has the valid rows with ``schema.coerce`` dtypes and index 0..n-1; ``transaction_ids`` are
-    canonical UUID strings; ``positions[i]`` is the index in ``values`` of frame row i; ``dead`` holds
-    (index in ``values``, reason) for every invalid message, in input order.
+    ``columns`` have the valid rows, with ``schema.ARRAY_DTYPES``; ``transaction_ids`` are canonical
+    UUID strings; ``positions[i]`` is the index in ``values`` of row i; ``dead`` holds (index in
+    ``values``, reason) for every invalid message, in input order.
     """
     columnar = _columnar(values) if len(values) >= columnar_from else None
     undecided = np.ones(len(values), dtype=bool)
@@ -102,15 +106,16 @@ def decode_batch(values: list[bytes | None], columnar_from: int = COLUMNAR_FROM)
     decided = [(int(index), _decode_one(values[index])) for index in np.flatnonzero(undecided)]
     slow = [(index, tx) for index, tx in decided if isinstance(tx, TransactionMessage)]
     dead = [(index, reason) for index, reason in decided if isinstance(reason, str)]
-    frame, ids, positions = _merge(columnar, _slow_rows(slow))
-    return _drop_unreal_times(frame, ids, positions, dead)
+    columns, ids, positions = _merge(columnar, _slow_rows(slow))
+    return _drop_unreal_times(columns, ids, positions, dead)
 
 
-Rows = tuple[pd.DataFrame, list[str], np.ndarray]
+Columns = dict[str, np.ndarray]
+Rows = tuple[Columns, list[str], np.ndarray]
 
 
 def _columnar(values: list[bytes | None]) -> Rows | None:
-    """The messages the columnar parse accepts as (frame, ids, indices in ``values``), or None."""
+    """The messages the columnar parse accepts as (columns, ids, indices in ``values``), or None."""
     parts = _parse(values, _candidates(values))
     if not parts:
         return None
@@ -119,18 +124,18 @@ def _columnar(values: list[bytes | None]) -> Rows | None:
     valid = _valid_rows(table)
     if not valid.all():
         table, candidates = table.filter(valid), candidates[valid]
-    frame = pa.Table.from_struct_array(table.column("data")).to_pandas(use_threads=False)
-    return frame, pc.ascii_lower(table.column("transaction_id")).to_pylist(), candidates
+    data = pa.Table.from_struct_array(table.column("data"))
+    columns = {name: data.column(name).to_numpy(zero_copy_only=False) for name in INPUT_COLUMNS}
+    return columns, pc.ascii_lower(table.column("transaction_id")).to_pylist(), candidates
 
 
 def _slow_rows(slow: list[tuple[int, TransactionMessage]]) -> Rows | None:
-    """The messages msgspec decided valid, as (frame, ids, indices), or None."""
+    """The messages msgspec decided valid, as (columns, ids, indices), or None."""
     if not slow:
         return None
     rows = [msgspec.structs.astuple(tx.data) for _, tx in slow]
-    frame = from_columns(dict(zip(INPUT_COLUMNS, zip(*rows, strict=True), strict=True)))
     return (
-        frame,
+        columns_from(dict(zip(INPUT_COLUMNS, zip(*rows, strict=True), strict=True))),
         [str(tx.transaction_id) for _, tx in slow],
         np.array([index for index, _ in slow], dtype=np.int64),
     )
@@ -251,33 +256,33 @@ def _decode_one(value: bytes | None) -> TransactionMessage | str:
 
 
 def _merge(columnar: Rows | None, slow: Rows | None) -> Rows:
-    """The rows of both paths as one frame in input order."""
+    """The rows of both paths as one set of columns in input order."""
     if columnar is None or slow is None:
-        return columnar or slow or (from_columns(dict.fromkeys(INPUT_COLUMNS, ())), [], np.zeros(0, np.int64))
+        return columnar or slow or (columns_from(dict.fromkeys(INPUT_COLUMNS, ())), [], np.zeros(0, np.int64))
     positions = np.concatenate([columnar[2], slow[2]])
     order = np.argsort(positions, kind="stable")
-    merged = pd.concat([columnar[0], slow[0]], ignore_index=True).take(order).reset_index(drop=True)
+    merged = {name: np.concatenate([columnar[0][name], slow[0][name]])[order] for name in INPUT_COLUMNS}
     ids = columnar[1] + slow[1]
     return merged, [ids[index] for index in order], positions[order]
 
 
 def _drop_unreal_times(
-    frame: pd.DataFrame, ids: list[str], positions: np.ndarray, dead: list[tuple[int, str]]
+    columns: Columns, ids: list[str], positions: np.ndarray, dead: list[tuple[int, str]]
 ) -> DecodedBatch:
     """Refuse rows whose transaction_time matches the pattern but is no real date (2019-02-30).
 
     Parsed as ISO 8601 row by row, as the features parse it, so a verdict never depends on the batch;
     the parsed times go with the batch, so the features need not parse them again.
     """
-    times = transaction_times(frame, errors="coerce")
+    times = transaction_times(columns, errors="coerce")
     unreal = np.flatnonzero(np.isnat(times))
     if len(unreal) == 0:
-        return DecodedBatch(frame, ids, positions, sorted(dead), times)
-    text = frame["transaction_time"].to_numpy()
+        return DecodedBatch(columns, ids, positions, sorted(dead), times)
+    text = columns["transaction_time"]
     dead = dead + [(int(positions[row]), f"unparsable transaction_time: {text[row]!r}") for row in unreal]
-    keep = np.setdiff1d(np.arange(len(frame)), unreal)
+    keep = np.setdiff1d(np.arange(len(ids)), unreal)
     return DecodedBatch(
-        frame.take(keep).reset_index(drop=True),
+        {name: values[keep] for name, values in columns.items()},
         [ids[row] for row in keep],
         positions[keep],
         sorted(dead),

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from fraudstream.errors import FraudstreamError
 
@@ -55,6 +57,12 @@ DTYPES = {
     **dict.fromkeys(FLOAT_COLUMNS, "float64"),
     **dict.fromkeys(INTEGER_COLUMNS, "int64"),
 }
+# The same columns as plain numpy arrays (``columns_from``): text as Python strings in object arrays.
+ARRAY_DTYPES = {
+    **dict.fromkeys(STRING_COLUMNS, np.dtype(object)),
+    **dict.fromkeys(FLOAT_COLUMNS, np.dtype(np.float64)),
+    **dict.fromkeys(INTEGER_COLUMNS, np.dtype(np.int64)),
+}
 CUSTOMER_COLUMNS = ("name_1", "name_2", "street", "post_code")
 # The dataset's values of ``cat_id``. A category's index here is its code in the features and in the
 # detector's saved state, which trained models and changelogs depend on: never reorder, only append.
@@ -76,6 +84,11 @@ CATEGORIES = (
 )
 TARGET_COLUMN = "target"
 TIME_FORMAT = "%Y-%m-%d %H:%M"
+# The shape of every time the input contracts allow (``messages.TIME_PATTERN``), in ASCII digits only.
+_PLAIN_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}(:[0-9]{2})?")
+
+# A table's columns by name: a DataFrame, or arrays of one length (``columns_from``).
+Table = pd.DataFrame | Mapping[str, ArrayLike]
 
 
 class InputFormatError(FraudstreamError, ValueError):
@@ -110,6 +123,13 @@ def from_columns(columns: Mapping[str, Sequence[object]]) -> pd.DataFrame:
     return pd.DataFrame({name: pd.array(columns[name], dtype=DTYPES[name]) for name in INPUT_COLUMNS})
 
 
+def columns_from(columns: Mapping[str, Sequence[object]]) -> dict[str, np.ndarray]:
+    """The input columns as numpy arrays of ``ARRAY_DTYPES``, straight from valid Python values: what a
+    small batch costs without a DataFrame (a frame of 17 columns costs ~2 ms to build, whatever its
+    rows). The features read them as they read a frame's columns, to the same values."""
+    return {name: np.array(columns[name], dtype=ARRAY_DTYPES[name]) for name in INPUT_COLUMNS}
+
+
 def read_csv(path: str | Path) -> pd.DataFrame:
     """Read a CSV (optionally gzipped) in the input format, checking the header before the body."""
     header = pd.read_csv(path, nrows=0).columns
@@ -119,16 +139,35 @@ def read_csv(path: str | Path) -> pd.DataFrame:
     return coerce(pd.read_csv(path))
 
 
-def transaction_times(frame: pd.DataFrame, errors: str = "raise") -> np.ndarray:
-    """``transaction_time`` as datetime64[ns]; with ``errors="coerce"``, NaT where it is no real date.
+def transaction_times(table: Table, errors: str = "raise") -> np.ndarray:
+    """``transaction_time`` as datetime64; with ``errors="coerce"``, NaT where it is no real date.
 
-    The one parse of the column for features, validation, ordering and splits. Without pandas' cache
-    of repeated strings: nearly every time in a batch differs, and the cache made the parse 2.5x slower.
+    The one parse of the column for features, validation, ordering and splits. A column of plain
+    times (``YYYY-MM-DD HH:MM[:SS]``), all real, is parsed by numpy, ~1/100 of pandas' cost on a small
+    batch; any other column by pandas' ISO 8601 parser, which decides what is no real date (numpy
+    refuses a column holding one). The two agree on every plain time (a unit test goes through each
+    field's range). Without pandas' cache of repeated strings: nearly every time in a batch differs,
+    and the cache made the parse 2.5x slower.
     """
-    return pd.to_datetime(frame["transaction_time"], format="ISO8601", errors=errors, cache=False).to_numpy()
+    texts = table["transaction_time"]
+    plain = _plain_times(texts)
+    if plain is not None:
+        return plain
+    return pd.to_datetime(texts, format="ISO8601", errors=errors, cache=False).to_numpy()
 
 
-def customer_ids(frame: pd.DataFrame) -> np.ndarray:
+def _plain_times(texts: ArrayLike) -> np.ndarray | None:
+    """The times parsed by numpy, or None if any is not plain or not a real date."""
+    values = texts.tolist()
+    try:
+        if all(map(_PLAIN_TIME.fullmatch, values)):
+            return np.array(values, dtype="datetime64[us]")
+    except (TypeError, ValueError):  # not a string (a missing value); no real date
+        pass
+    return None
+
+
+def customer_ids(frame: Table) -> np.ndarray:
     """Stable customer id per row: a hash of (name_1, name_2, street, post_code).
 
     Used as the Kafka message key, so one customer's transactions stay ordered in one partition.

@@ -32,7 +32,7 @@ SEED_FEATURES = SEED_RAW + CALENDAR
 # A category's index in schema.CATEGORIES is its code (the feature cat_code and its slot in the state);
 # unknown categories share the last slot.
 N_CATEGORIES = len(schema.CATEGORIES) + 1
-_CATEGORY_INDEX = pd.Index(schema.CATEGORIES)
+_CATEGORY_CODES = {name: code for code, name in enumerate(schema.CATEGORIES)}
 WINDOWS = {"1h": 60, "24h": 24 * 60, "7d": 7 * 24 * 60}
 NIGHT_HOURS = (22, 23, 0, 1, 2, 3)
 
@@ -149,39 +149,39 @@ class FeatureEngine:
         ``customers`` are the rows' ``schema.customer_ids`` if the caller has them already.
         """
         columns = self.features_and_update(frame, customers)
-        raw = {name: columns[name].to_numpy() for name in SEED_RAW}
+        raw = {name: np.asarray(columns[name]) for name in SEED_RAW}
         return pd.DataFrame({**columns, **raw}, index=frame.index, columns=list(FEATURES))
 
     def features_and_update(
-        self, frame: pd.DataFrame, customers: np.ndarray | None = None, times: np.ndarray | None = None
+        self, table: schema.Table, customers: np.ndarray | None = None, times: np.ndarray | None = None
     ) -> dict[str, ArrayLike]:
         """``transform`` as a mapping of feature name to column, without building a frame: the input's
         columns are passed through as they are. Like ``transform``, it adds the rows to their customers'
-        history, so the same rows passed twice are two transactions each. For the detector, where a
-        frame costs more than the features of a small batch; it has the rows'
-        ``schema.transaction_times`` already too."""
-        times = schema.transaction_times(frame) if times is None else times
-        codes, ids = pd.factorize(schema.customer_ids(frame) if customers is None else customers)
+        history, so the same rows passed twice are two transactions each. For the detector, whose
+        batches are numpy columns (``schema.columns_from``: a frame would cost a small batch more than
+        its features) and which has the rows' ``schema.transaction_times`` already."""
+        times = schema.transaction_times(table) if times is None else times
+        codes, ids = pd.factorize(schema.customer_ids(table) if customers is None else customers)
         slots = self._slots_of(list(ids))[codes]
         self._touched.update(ids)
         calendar = _calendar(times)
-        new = np.empty((len(frame), N_EVENT_FIELDS), dtype=np.int64)
+        new = np.empty((len(times), N_EVENT_FIELDS), dtype=np.int64)
         new[:, EV_TIME] = times.astype("datetime64[m]").astype(np.int64)
-        new[:, EV_CENTS] = np.rint(frame["amount"].to_numpy() * 100).astype(np.int64)
-        new[:, EV_CAT] = _category_index(frame["cat_id"])
+        new[:, EV_CENTS] = np.rint(np.asarray(table["amount"]) * 100).astype(np.int64)
+        new[:, EV_CAT] = _category_index(table["cat_id"])
         hours = calendar["hour"]
         new[:, EV_NIGHT] = np.isin(hours, NIGHT_HOURS)
-        new[:, EV_MERCHANT] = _merchant_ids(frame["merch"])
+        new[:, EV_MERCHANT] = _merchant_ids(table["merch"])
         behaviour = self._features_then_store(slots, new, hours.astype(np.int64))
         behaviour["is_night"] = new[:, EV_NIGHT]
         behaviour["hour_num"] = hours.astype(np.int64)
         behaviour["cat_code"] = new[:, EV_CAT]
-        behaviour["gender_code"] = (frame["gender"] == "F").to_numpy().astype(np.int64)
+        behaviour["gender_code"] = (np.asarray(table["gender"]) == "F").astype(np.int64)
+        lat, lon = np.asarray(table["lat"]), np.asarray(table["lon"])
         behaviour["home_distance"] = np.sqrt(
-            (frame["lat"].to_numpy() - frame["merchant_lat"].to_numpy()) ** 2
-            + (frame["lon"].to_numpy() - frame["merchant_lon"].to_numpy()) ** 2
+            (lat - np.asarray(table["merchant_lat"])) ** 2 + (lon - np.asarray(table["merchant_lon"])) ** 2
         )
-        return {**{name: frame[name] for name in SEED_RAW}, **calendar, **behaviour}
+        return {**{name: table[name] for name in SEED_RAW}, **calendar, **behaviour}
 
     def _slots_of(self, customers: list[str]) -> np.ndarray:
         """The slot of each of these distinct customers; new ones take the free slots first, then the
@@ -477,12 +477,14 @@ def _decode_states(states: list[bytes]) -> tuple[np.ndarray, list[np.ndarray]]:
     ]
 
 
-def _category_index(categories: pd.Series) -> np.ndarray:
-    codes = _CATEGORY_INDEX.get_indexer(categories).astype(np.int64)
-    return np.where(codes < 0, N_CATEGORIES - 1, codes)
+def _category_index(categories: ArrayLike) -> np.ndarray:
+    """Each category's code; an unknown one (or a missing one) takes the last slot."""
+    names = categories.tolist()
+    codes = (_CATEGORY_CODES.get(name, N_CATEGORIES - 1) for name in names)
+    return np.fromiter(codes, dtype=np.int64, count=len(names))
 
 
-def _merchant_ids(merchants: pd.Series) -> np.ndarray:
+def _merchant_ids(merchants: ArrayLike) -> np.ndarray:
     """A stable id per merchant name: CRC-32 (the same in every process, unlike Python's ``hash``) of each
     distinct name once, through Arrow's dictionary encoding (on large batches, much less than per row)."""
     values = pa.array(merchants)  # chunked when the series is a slice of several Arrow chunks

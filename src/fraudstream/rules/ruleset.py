@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
+from fraudstream.contracts.schema import Table
 from fraudstream.logs import fields
 from fraudstream.rules import rule as rules
 from fraudstream.rules.compiler import BatchColumns, Predicate, compile_rule
@@ -64,9 +65,9 @@ class Rejected:
     reason: str
 
 
-def rule_columns(features: Mapping[str, ArrayLike], frame: pd.DataFrame, scores: np.ndarray) -> BatchColumns:
-    """What rules read for one batch: the features, then the input frame's columns, then ``score``."""
-    return BatchColumns([features, frame, {SCORE: scores}], len(scores))
+def rule_columns(features: Mapping[str, ArrayLike], inputs: Table, scores: np.ndarray) -> BatchColumns:
+    """What rules read for one batch: the features, then the input's columns, then ``score``."""
+    return BatchColumns([features, inputs, {SCORE: scores}], len(scores))
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def score_messages(
     decided: Decided,
     shadow: Shadow | None = None,
 ) -> list[bytes]:
-    """The encoded score message of each row of ``batch.frame``, whose Kafka record is ``records[row]``.
+    """The encoded score message of each row of ``batch``, whose Kafka record is ``records[row]``.
 
     ``flags`` are the rows' fraud flags (0 or 1), ``reasons`` their explanations by row (rows
     without an entry have none), ``decided`` their decisions and matched rules; ``shadow``, the

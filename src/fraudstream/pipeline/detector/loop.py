@@ -221,7 +221,7 @@ class Detector:
         kept, batch = self._decode(messages)
         sources = [kept[index] for index in batch.positions]
         dead = [(kept[index], reason) for index, reason in batch.dead]
-        routed = self._router.route(batch, sources, customer_ids(batch.frame))
+        routed = self._router.route(batch, sources, customer_ids(batch.columns))
         scored = self._score(routed.records, routed.batch, routed.customers)
         return Prepared(messages, scored, dead, routed.forwards, started)
 
@@ -254,17 +254,17 @@ class Detector:
         return kept, decode_batch([message.value() for message in kept])
 
     def _score(self, messages: list[Message], batch: DecodedBatch, customers: np.ndarray) -> Scored:
-        """Score messages: ``messages[i]`` is the Kafka record of ``batch.frame`` row i, whose customer
-        is ``customers[i]``."""
+        """Score messages: ``messages[i]`` is the Kafka record of the batch's row i, whose customer is
+        ``customers[i]``."""
         self.state.engine.checkpoint()  # undone if the broker refuses the batch's offsets (``_publish``)
-        if batch.frame.empty:
+        if len(batch) == 0:
             return Scored([], [], {})
         models = self._models()
-        features = self.state.engine.features_and_update(batch.frame, customers, batch.times)
+        features = self.state.engine.features_and_update(batch.columns, customers, batch.times)
         scores = models.champion.predict(features)
         flags = (scores > self._threshold.value).astype(int)
         reasons = self._reasons(models.champion, features, scores)
-        decided = self._rules.decide(features, batch.frame, scores, flags)
+        decided = self._rules.decide(features, batch.columns, scores, flags)
         shadow = None
         if models.challenger is not None:  # the same feature columns: computed once for both
             shadow = Shadow(models.challenger.predict(features), models.challenger.version)

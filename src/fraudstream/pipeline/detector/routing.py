@@ -102,7 +102,7 @@ class Router:
         self.partition_count = partition_count
 
     def route(self, batch: DecodedBatch, records: list[Message], customers: np.ndarray) -> Routed:
-        """Split a decoded batch (``records[i]`` is the record of ``batch.frame`` row i)."""
+        """Split a decoded batch (``records[i]`` is the record of the batch's row i)."""
         keys = [record.key() for record in records]
         partitions = np.fromiter((r.partition() for r in records), dtype=np.int64, count=len(records))
         here, homes = in_place(keys, partitions, customers, self.partition_count)

@@ -16,12 +16,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from confluent_kafka import KafkaException
 from numpy.typing import ArrayLike
 from prometheus_client import Counter
 
 from fraudstream.config import Settings
+from fraudstream.contracts.schema import Table
 from fraudstream.logs import fields
 from fraudstream.pipeline.rules_feed import RuleFeed, disable_failed
 from fraudstream.rules.rule import Rule, RuleFieldError
@@ -68,7 +68,7 @@ class RuleStage:
         }
 
     def decide(
-        self, features: Mapping[str, ArrayLike], frame: pd.DataFrame, scores: np.ndarray, flags: np.ndarray
+        self, features: Mapping[str, ArrayLike], inputs: Table, scores: np.ndarray, flags: np.ndarray
     ) -> Decided:
         """The decision and the matched rules of every row; with no rule enabled, the model's flag alone
         (review or allow) and nothing evaluated."""
@@ -76,7 +76,7 @@ class RuleStage:
         if not ruleset.active:
             nothing = np.zeros((0, len(scores)), dtype=bool)
             return Decided(decide(nothing, _NO_ACTIONS, flags), [()] * len(scores), ruleset.offset)
-        evaluation = ruleset.evaluate(rule_columns(features, frame, scores))
+        evaluation = ruleset.evaluate(rule_columns(features, inputs, scores))
         if evaluation.failures:
             self._failed_now(evaluation.failures)
         return Decided(evaluation.decisions(flags), evaluation.matched(), ruleset.offset)
