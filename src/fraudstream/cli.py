@@ -695,6 +695,9 @@ def _print_bench(result: dict) -> None:
         cores = result["cpu_cores_at_rate"][rate]
         table.add_row(f"CPU {at} (cores)", ", ".join(f"{name} {value:.2f}" for name, value in cores.items()))
         table.add_row(f"CPU {at} (ms per tx)", f"{result['cpu_ms_per_tx_at_rate'][rate]:.3f}")
+        transactions = result["detector_transactions_per_s_at_rate"][rate]
+        per_batch = result["detector_cpu_ms_per_batch_at_rate"][rate]
+        table.add_row(f"detector {at}", f"{transactions:,.1f} transactions/s, {per_batch:.2f} CPU ms each")
     idle = ", ".join(f"{name} {value:.3f}" for name, value in result["idle_cpu_cores"].items())
     table.add_row("CPU with no traffic (cores)", idle)
     limits = {key: value for key, value in result["limits"].items() if key != "transport"}

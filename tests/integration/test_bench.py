@@ -26,7 +26,14 @@ SMALL = bench.BenchPlan(
 STACK = {"broker", "postgres", "detector", "sink"}
 
 
-AT_RATE = ("latency_ms", "achieved_tps_at_rate", "cpu_cores_at_rate", "cpu_ms_per_tx_at_rate")
+AT_RATE = (
+    "latency_ms",
+    "achieved_tps_at_rate",
+    "cpu_cores_at_rate",
+    "cpu_ms_per_tx_at_rate",
+    "detector_transactions_per_s_at_rate",
+    "detector_cpu_ms_per_batch_at_rate",
+)
 
 
 def assert_cores(cores: dict[str, float], names: set[str]) -> None:
@@ -98,6 +105,11 @@ def test_bench_measures_every_figure_and_leaves_nothing_behind(stack_settings):
         assert at_rate["achieved_tps_at_rate"][key] > 0
         assert_cores(at_rate["cpu_cores_at_rate"][key], STACK | {"load_generator"})
         assert at_rate["cpu_ms_per_tx_at_rate"][key] > 0
+        # At least one transaction a second, at most one per message; together, the detector's cores.
+        transactions = at_rate["detector_transactions_per_s_at_rate"][key]
+        assert 1 <= transactions <= at_rate["achieved_tps_at_rate"][key]
+        detector_cores = transactions * at_rate["detector_cpu_ms_per_batch_at_rate"][key] / 1000
+        assert detector_cores == pytest.approx(at_rate["cpu_cores_at_rate"][key]["detector"], rel=0.05)
     assert_cores(idle, STACK)
     assert result["rows"] == SMALL.rows
     assert any(line.startswith("baseline") for line in progress)

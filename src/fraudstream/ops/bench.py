@@ -97,12 +97,14 @@ class BenchPlan:
 @dataclass(frozen=True)
 class AtRate:
     """The latency stage at one offered rate: latency percentiles (ms), the rate the load generator
-    reached, and the CPU of the measured window."""
+    reached, the CPU of the measured window and the detectors' batches in it (one Kafka transaction
+    each: what the broker's cost follows at everyday rates)."""
 
     latency_ms: dict[str, float]
     achieved_tps: float
     cpu: CpuUse
     transactions: int
+    batches: int
 
 
 @dataclass(frozen=True)
@@ -215,7 +217,20 @@ def _rate_figures(at_rate: dict[str, AtRate]) -> dict[str, dict[str, Any]]:
         "cpu_ms_per_tx_at_rate": {
             key: figures.cpu.ms_per_message(figures.transactions) for key, figures in at_rate.items()
         },
+        "detector_transactions_per_s_at_rate": {
+            key: round(figures.batches / figures.cpu.wall, 1) for key, figures in at_rate.items()
+        },
+        "detector_cpu_ms_per_batch_at_rate": {
+            key: round(figures.cpu.seconds["detector"] * 1000 / max(figures.batches, 1), 2)
+            for key, figures in at_rate.items()
+        },
     }
+
+
+def _detector_batches(running: list[ServiceProcess]) -> int:
+    """Batches the running detectors have committed so far (their ``fraudstream_batch_size`` count)."""
+    detectors = [service for service in running if service.name == "detector"]
+    return int(sum(service.metric("fraudstream_batch_size_count") for service in detectors))
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -382,15 +397,17 @@ class _Bench:
             first = len(self.transaction_ids)
             self.say(f"latency and CPU: {rate:,.0f} tx/s for {plan.latency_seconds:.0f} s")
             tracked = self.tracked(running)
+            batches = _detector_batches(running)
             window = CpuWindow([*tracked, Tracked(LOAD_GENERATOR, (os.getpid(),), tree=False)]).start()
             sent_in = self.produce(stage, measured, rate=rate)
             self.wait_scored(stage, len(warm_up) + len(measured))
             cpu = window.stop()
+            batches = _detector_batches(running) - batches
             if measure_idle_after:
                 self.say(f"idle CPU: the running stack with no traffic for {plan.idle_seconds:.0f} s")
                 idle = measure_idle(tracked, plan.idle_seconds)
         latency = asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
-        return AtRate(latency, len(measured) / sent_in, cpu, len(measured)), idle
+        return AtRate(latency, len(measured) / sent_in, cpu, len(measured), batches), idle
 
     def tracked(self, running: list[ServiceProcess]) -> list[Tracked]:
         """The stack's processes: the broker, PostgreSQL's postmaster and children, the services."""

@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from fraudstream.config import Settings
@@ -72,6 +74,13 @@ class ServiceProcess:
 
     def ready(self) -> bool:
         return self.health().get("ready") is True
+
+    def metric(self, sample: str, timeout: float = 5.0) -> float:
+        """The sum of the service's /metrics samples named ``sample`` (all labels); 0 if it has none."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=timeout) as reply:
+            text = reply.read().decode()
+        families = text_string_to_metric_families(text)
+        return sum(s.value for family in families for s in family.samples if s.name == sample)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         wait_until(self.ready, timeout, f"{self.name}", self.output)
