@@ -156,7 +156,7 @@ def transaction_times(table: Table, errors: str = "raise") -> np.ndarray:
     return pd.to_datetime(texts, format="ISO8601", errors=errors, cache=False).to_numpy()
 
 
-def _plain_times(texts: ArrayLike) -> np.ndarray | None:
+def _plain_times(texts: pd.Series | np.ndarray) -> np.ndarray | None:
     """The times parsed by numpy, or None if any is not plain or not a real date."""
     values = texts.tolist()
     try:

@@ -477,14 +477,14 @@ def _decode_states(states: list[bytes]) -> tuple[np.ndarray, list[np.ndarray]]:
     ]
 
 
-def _category_index(categories: ArrayLike) -> np.ndarray:
+def _category_index(categories: pd.Series | np.ndarray) -> np.ndarray:
     """Each category's code; an unknown one (or a missing one) takes the last slot."""
     names = categories.tolist()
     codes = (_CATEGORY_CODES.get(name, N_CATEGORIES - 1) for name in names)
     return np.fromiter(codes, dtype=np.int64, count=len(names))
 
 
-def _merchant_ids(merchants: ArrayLike) -> np.ndarray:
+def _merchant_ids(merchants: pd.Series | np.ndarray) -> np.ndarray:
     """A stable id per merchant name: CRC-32 (the same in every process, unlike Python's ``hash``) of each
     distinct name once, through Arrow's dictionary encoding (on large batches, much less than per row)."""
     values = pa.array(merchants)  # chunked when the series is a slice of several Arrow chunks
