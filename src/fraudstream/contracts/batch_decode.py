@@ -1,7 +1,7 @@
 """Decoding a batch of ``transactions`` messages into typed columns: for large batches one pyarrow
 JSON parse in C, instead of one msgspec struct and one row per message; small batches, where that
 parse's fixed cost dominates, go to msgspec alone. The columns are plain numpy arrays
-(``schema.columns_from``), not a DataFrame, whose construction alone would cost a small batch more
+(``schema.arrays_from``), not a DataFrame, whose construction alone would cost a small batch more
 than its features.
 
 The verdicts are exactly those of ``messages.decode_transaction`` per message, followed by the
@@ -36,7 +36,7 @@ from fraudstream.contracts.messages import (
     TransactionMessage,
     decode_transaction,
 )
-from fraudstream.contracts.schema import INPUT_COLUMNS, columns_from, transaction_times
+from fraudstream.contracts.schema import INPUT_COLUMNS, arrays_from, transaction_times
 from fraudstream.errors import SchemaMismatch
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -135,7 +135,7 @@ def _slow_rows(slow: list[tuple[int, TransactionMessage]]) -> Rows | None:
         return None
     rows = [msgspec.structs.astuple(tx.data) for _, tx in slow]
     return (
-        columns_from(dict(zip(INPUT_COLUMNS, zip(*rows, strict=True), strict=True))),
+        arrays_from(dict(zip(INPUT_COLUMNS, zip(*rows, strict=True), strict=True))),
         [str(tx.transaction_id) for _, tx in slow],
         np.array([index for index, _ in slow], dtype=np.int64),
     )
@@ -258,7 +258,7 @@ def _decode_one(value: bytes | None) -> TransactionMessage | str:
 def _merge(columnar: Rows | None, slow: Rows | None) -> Rows:
     """The rows of both paths as one set of columns in input order."""
     if columnar is None or slow is None:
-        return columnar or slow or (columns_from(dict.fromkeys(INPUT_COLUMNS, ())), [], np.zeros(0, np.int64))
+        return columnar or slow or (arrays_from(dict.fromkeys(INPUT_COLUMNS, ())), [], np.zeros(0, np.int64))
     positions = np.concatenate([columnar[2], slow[2]])
     order = np.argsort(positions, kind="stable")
     merged = {name: np.concatenate([columnar[0][name], slow[0][name]])[order] for name in INPUT_COLUMNS}

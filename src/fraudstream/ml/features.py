@@ -158,7 +158,7 @@ class FeatureEngine:
         """``transform`` as a mapping of feature name to column, without building a frame: the input's
         columns are passed through as they are. Like ``transform``, it adds the rows to their customers'
         history, so the same rows passed twice are two transactions each. For the detector, whose
-        batches are numpy columns (``schema.columns_from``: a frame would cost a small batch more than
+        batches are numpy columns (``schema.arrays_from``: a frame would cost a small batch more than
         its features) and which has the rows' ``schema.transaction_times`` already."""
         times = schema.transaction_times(table) if times is None else times
         codes, ids = pd.factorize(schema.customer_ids(table) if customers is None else customers)
