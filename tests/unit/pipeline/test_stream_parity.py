@@ -1,10 +1,10 @@
-"""The detector's path (messages decoded into numpy columns, a batch at a time) scores every transaction
-as offline scoring of the same rows as one DataFrame, to the last bit, however the stream batches them."""
+"""The detector's scoring steps (``send``'s messages decoded into numpy columns a batch at a time, the
+features, the model) score every transaction as offline scoring of the same rows as one DataFrame, to
+the last bit, however the stream batches them."""
 
 from __future__ import annotations
 
 import numpy as np
-import orjson
 import pytest
 
 from fraudstream.config import DEFAULT_MODEL_PATH
@@ -14,6 +14,7 @@ from fraudstream.ml.features import FeatureEngine
 from fraudstream.ml.model import FraudModel
 from fraudstream.ml.offline import score_frame
 from fraudstream.ops.loadgen import transactions
+from fraudstream.pipeline.producer import encoded
 
 
 def random_batches(total: int, rng: np.random.Generator) -> list[int]:
@@ -38,10 +39,8 @@ def stream_scores(values: list[bytes], sizes: list[int], model: FraudModel) -> n
 @pytest.mark.parametrize("seed", range(3))
 def test_any_batching_scores_as_offline_scoring_of_the_frame(seed):
     frame = transactions(4000, customer_count=150, seed=seed)
-    values = [
-        orjson.dumps({"transaction_id": f"00000000-0000-4000-8000-{n:012d}", "data": row})
-        for n, row in enumerate(frame.to_dict("records"))
-    ]
+    ids = [f"00000000-0000-4000-8000-{n:012d}" for n in range(len(frame))]
+    values = [value for _, value in encoded(frame, ids)]  # in time order, as the generator made them
     sizes = random_batches(len(values), np.random.default_rng(seed))
     model = FraudModel.load(DEFAULT_MODEL_PATH)
 
