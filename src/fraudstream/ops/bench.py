@@ -5,7 +5,7 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
 
 - detector alone: detector processes start and settle in their group, N transactions are produced
   behind a gate (``_Gate``: held back from the read_committed detectors) and released at once, and the
-  detectors are timed from their first committed batch to their last (start-up, rebalances and the
+  detectors are timed from the release to their last committed batch (start-up, rebalances and the
   producer's CPU excluded, and fast detectors cannot drain the backlog while it is produced);
 - sink alone: the same on the detector stage's score messages, up to committed rows;
 - limits (``limits.py``): Kafka's own producer and consumer performance tools over the same messages,
@@ -287,13 +287,13 @@ class _Bench:
             self.say(f"detector alone: {self.plan.rows:,} transactions into the settled group")
             self.produce(stage, frame)
             backlog_end = inputs.held_end()
-            inputs.open()
+            released = inputs.open()
             detector_tps = self.drain(
-                stage.detector_group, stage.topic_transactions, "detector", target=backlog_end
+                stage.detector_group, stage.topic_transactions, "detector", target=backlog_end, since=released
             )
         with self.services(stage, "sink"):
-            scores.open()
-            sink_tps = self.drain(stage.sink_group, stage.topic_scoring, "sink")
+            released = scores.open()
+            sink_tps = self.drain(stage.sink_group, stage.topic_scoring, "sink", since=released)
         return detector_tps, sink_tps * self.plan.rows / self.end_offset(stage.topic_scoring)
 
     def limits(self) -> dict[str, Any]:
@@ -486,15 +486,18 @@ class _Bench:
         what: str,
         alive: Callable[[], None] = lambda: None,
         target: int | None = None,
+        since: float | None = None,
     ) -> float:
-        """Offsets per second of ``group`` from now (its first committed batch, if later) to the end
-        of ``topic`` (to ``target`` offsets in all, if given); ``alive`` raises if the consumer died.
+        """Offsets per second of ``group`` to the end of ``topic`` (to ``target`` offsets in all, if
+        given), from ``since`` (``time.perf_counter()`` when a gated backlog was released to a group
+        with nothing committed yet) or else from its first committed batch seen; ``alive`` raises if
+        the consumer died.
 
         Offsets of the scoring topic include transaction markers; the sink stage's rate is scaled back
         to rows by the caller.
         """
         target = self.end_offset(topic) if target is None else target
-        first_time, first_count = None, 0
+        first_time, first_count = since, 0
         deadline = time.monotonic() + self.plan.timeout_s
         while time.monotonic() < deadline:
             alive()
@@ -568,11 +571,14 @@ class _Gate:
             self._producer.produce(topic, b"", partition=partition, on_delivery=self._delivered)
         self._producer.flush(30)
 
-    def open(self) -> None:
-        """Abort the transaction, and return once every partition's last stable offset is past it."""
+    def open(self) -> float:
+        """Abort the transaction, and return once every partition's last stable offset is past it: the
+        ``time.perf_counter()`` at which the abort was done (the backlog visible from then on)."""
         self._producer.abort_transaction(30)
+        released = time.perf_counter()
         with kafka.consumer(self.settings, f"{self.topic}-gate") as reader:
             wait_until(lambda: self._released(reader), 30, f"the score messages of {self.topic}")
+        return released
 
     def held_end(self) -> int:
         """The offsets written to the topic so far, summed over its partitions, those held back included
