@@ -692,6 +692,9 @@ def _print_bench(result: dict) -> None:
         table.add_row(f"reached {at}", f"{result['achieved_tps_at_rate'][rate]:,.1f} tx/s")
         for key, value in latency.items():
             table.add_row(f"latency {key} {at} (ms)", f"{value:,.1f}")
+        for part, percentiles in result["latency_parts_ms"][rate].items():
+            shown = ", ".join(f"{key} {value:,.1f}" for key, value in percentiles.items())
+            table.add_row(f"of it, {part.replace('_', ' ')} {at} (ms)", shown)
         cores = result["cpu_cores_at_rate"][rate]
         table.add_row(f"CPU {at} (cores)", ", ".join(f"{name} {value:.2f}" for name, value in cores.items()))
         table.add_row(f"CPU {at} (ms per tx)", f"{result['cpu_ms_per_tx_at_rate'][rate]:.3f}")

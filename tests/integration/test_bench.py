@@ -28,6 +28,7 @@ STACK = {"broker", "postgres", "detector", "sink"}
 
 AT_RATE = (
     "latency_ms",
+    "latency_parts_ms",
     "achieved_tps_at_rate",
     "cpu_cores_at_rate",
     "cpu_ms_per_tx_at_rate",
@@ -102,6 +103,10 @@ def test_bench_measures_every_figure_and_leaves_nothing_behind(stack_settings):
         assert set(figures) == {"200", "500"}
     for key, latency in at_rate["latency_ms"].items():
         assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"] <= latency["max"]
+        # Each part is a share of every row's latency, so each of its percentiles is within the total's.
+        for part in at_rate["latency_parts_ms"][key].values():
+            assert 0 <= part["p50"] <= part["p95"] <= part["p99"]
+            assert all(part[percentile] <= latency[percentile] for percentile in ("p50", "p95", "p99"))
         assert at_rate["achieved_tps_at_rate"][key] > 0
         assert_cores(at_rate["cpu_cores_at_rate"][key], STACK | {"load_generator"})
         assert at_rate["cpu_ms_per_tx_at_rate"][key] > 0

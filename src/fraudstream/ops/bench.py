@@ -19,7 +19,8 @@ the system's; the rows they write to fraud_scores are deleted at the end. Stages
   timed from the first produce call (the producer's preparation included) until the last row is
   committed in PostgreSQL;
 - at each offered rate (``latency_rates``): after a warm-up at that rate, the produce-to-committed
-  time of each row from its Kafka timestamp, and the CPU time of every process of the stack over the
+  time of each row from its Kafka timestamp (and its two parts, before and after the detector produced
+  the score: ``LATENCY_PARTS``), and the CPU time of every process of the stack over the
   measured window (``cpu.py``: broker, PostgreSQL, detectors, sink; the load generator apart), as
   cores and as CPU milliseconds per transaction; after the last rate's traffic, the same stack's CPU
   with no traffic (``idle_cpu_cores``);
@@ -101,6 +102,7 @@ class AtRate:
     each: what the broker's cost follows at everyday rates)."""
 
     latency_ms: dict[str, float]
+    latency_parts_ms: dict[str, dict[str, float]]
     achieved_tps: float
     cpu: CpuUse
     transactions: int
@@ -212,6 +214,7 @@ def ratios(result: dict[str, Any]) -> dict[str, float]:
 def _rate_figures(at_rate: dict[str, AtRate]) -> dict[str, dict[str, Any]]:
     return {
         "latency_ms": {key: figures.latency_ms for key, figures in at_rate.items()},
+        "latency_parts_ms": {key: figures.latency_parts_ms for key, figures in at_rate.items()},
         "achieved_tps_at_rate": {key: round(figures.achieved_tps, 1) for key, figures in at_rate.items()},
         "cpu_cores_at_rate": {key: figures.cpu.cores() for key, figures in at_rate.items()},
         "cpu_ms_per_tx_at_rate": {
@@ -406,8 +409,8 @@ class _Bench:
             if measure_idle_after:
                 self.say(f"idle CPU: the running stack with no traffic for {plan.idle_seconds:.0f} s")
                 idle = measure_idle(tracked, plan.idle_seconds)
-        latency = asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
-        return AtRate(latency, len(measured) / sent_in, cpu, len(measured), batches), idle
+        latency, parts = asyncio.run(_latencies(self.settings, self.transaction_ids[first:]))
+        return AtRate(latency, parts, len(measured) / sent_in, cpu, len(measured), batches), idle
 
     def tracked(self, running: list[ServiceProcess]) -> list[Tracked]:
         """The stack's processes: the broker, PostgreSQL's postmaster and children, the services."""
@@ -604,23 +607,45 @@ def _settled(services: list[ServiceProcess], partitions: int) -> bool:
     return sum(held) == partitions and (len(services) > partitions or all(held))
 
 
-async def _latencies(settings: Settings, transaction_ids: list[str]) -> dict[str, float]:
+# Where a row's latency goes, each from the times every row carries: the input record's Kafka timestamp
+# (``produced_at``), the score record's (``scored_at``: stamped as the detector produces it, inside its
+# transaction) and PostgreSQL's insert time (``stored_at``). All three are clocks of the bench's one host.
+LATENCY_PARTS = {
+    "input_to_score": "scored_at - produced_at",  # the producer's linger, the detector's batching, scoring
+    "score_to_row": "stored_at - scored_at",  # the transaction's commit, the sink's read and insert
+}
+PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
+
+
+def _percentiles_sql(interval: str, prefix: str = "") -> str:
+    milliseconds = f"extract(epoch FROM {interval}) * 1000"
+    return ", ".join(
+        f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {milliseconds}) AS {prefix}{name}"
+        for name, fraction in PERCENTILES.items()
+    )
+
+
+async def _latencies(
+    settings: Settings, transaction_ids: list[str]
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """The rows' produce-to-committed latency percentiles (ms), and those of its parts (``LATENCY_PARTS``)."""
+    parts = ", ".join(_percentiles_sql(interval, f"{part}__") for part, interval in LATENCY_PARTS.items())
     connection = await asyncpg.connect(settings.pg_dsn)
     try:
         row = await connection.fetchrow(
-            """
-            SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50,
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY ms) AS p95,
-                   percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99,
-                   max(ms) AS max
-            FROM (SELECT extract(epoch FROM stored_at - produced_at) * 1000 AS ms
-                  FROM fraud_scores WHERE transaction_id = ANY($1::uuid[])) AS latency
+            f"""
+            SELECT {_percentiles_sql("stored_at - produced_at")},
+                   max(extract(epoch FROM stored_at - produced_at) * 1000) AS max, {parts}
+            FROM fraud_scores WHERE transaction_id = ANY($1::uuid[])
             """,
             transaction_ids,
         )
     finally:
         await connection.close()
-    return {key: round(float(value), 1) for key, value in dict(row).items()}
+    figures = {key: round(float(value), 1) for key, value in dict(row).items()}
+    total = {key: value for key, value in figures.items() if "__" not in key}
+    split = {part: {name: figures[f"{part}__{name}"] for name in PERCENTILES} for part in LATENCY_PARTS}
+    return total, split
 
 
 async def _delete_rows(settings: Settings, transaction_ids: list[str]) -> None:
