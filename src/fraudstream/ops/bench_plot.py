@@ -13,8 +13,9 @@ PERCENTILES = ("p50", "p95", "p99")
 
 
 def plot_curve(result: dict[str, Any], path: Path) -> None:
-    """Two panels sharing the rate axis: latency percentiles (ms), and the CPU of the stack (cores, by
-    process and in total, the load generator apart) with its CPU milliseconds per transaction."""
+    """Two panels sharing the rate axis: latency percentiles (ms) with the median of each of its parts
+    (dashed), and the CPU of the stack (cores, by process and in total, the load generator apart) with
+    its CPU milliseconds per transaction."""
     keys = sorted(result["latency_ms"], key=float)
     rates = [float(key) for key in keys]
     figure = Figure(figsize=(7, 6.5))  # no pyplot: nothing global, no display needed
@@ -22,6 +23,9 @@ def plot_curve(result: dict[str, Any], path: Path) -> None:
     for percentile in PERCENTILES:
         values = [result["latency_ms"][key][percentile] for key in keys]
         latency.plot(rates, values, marker="o", label=percentile)
+    for part in result["latency_parts_ms"][keys[0]]:  # where the median row's time goes
+        values = [result["latency_parts_ms"][key][part]["p50"] for key in keys]
+        latency.plot(rates, values, marker=".", linestyle="--", label=f"p50 {part.replace('_', ' ')}")
     latency.set_ylabel("produce to committed row (ms)")
     latency.set_title(f"fraudstream at offered load ({result['detectors']} detector(s))")
     latency.legend()

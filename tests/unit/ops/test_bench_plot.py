@@ -13,6 +13,8 @@ def result(rates: list[str]) -> dict:
         "detectors": 1,
         "latency_ms": {r: {"p50": 10.0 * i, "p95": 20.0 * i, "p99": 30.0 * i, "max": 40.0 * i}
                        for i, r in enumerate(rates, 1)},
+        "latency_parts_ms": {r: {"input_to_score": {"p50": 6.0 * i}, "score_to_row": {"p50": 4.0 * i}}
+                             for i, r in enumerate(rates, 1)},
         "cpu_cores_at_rate": {r: {"broker": 0.1 * i, "detector": 0.2, "load_generator": 0.05, "total": 0.3}
                               for i, r in enumerate(rates, 1)},
         "cpu_ms_per_tx_at_rate": {r: 1.0 / i for i, r in enumerate(rates, 1)},
