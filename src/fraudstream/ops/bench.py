@@ -607,9 +607,11 @@ def _settled(services: list[ServiceProcess], partitions: int) -> bool:
     return sum(held) == partitions and (len(services) > partitions or all(held))
 
 
-# Where a row's latency goes, each from the times every row carries: the input record's Kafka timestamp
-# (``produced_at``), the score record's (``scored_at``: stamped as the detector produces it, inside its
-# transaction) and PostgreSQL's insert time (``stored_at``). All three are clocks of the bench's one host.
+# A row's latency and where it goes, each from the times every row carries: the input record's Kafka
+# timestamp (``produced_at``), the score record's (``scored_at``: stamped as the detector produces it,
+# inside its transaction) and PostgreSQL's insert time (``stored_at``). All three are clocks of the
+# bench's one host.
+PRODUCE_TO_ROW = "stored_at - produced_at"
 LATENCY_PARTS = {
     "input_to_score": "scored_at - produced_at",  # the producer's linger, the detector's batching, scoring
     "score_to_row": "stored_at - scored_at",  # the transaction's commit, the sink's read and insert
@@ -617,35 +619,43 @@ LATENCY_PARTS = {
 PERCENTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 
-def _percentiles_sql(interval: str, prefix: str = "") -> str:
-    milliseconds = f"extract(epoch FROM {interval}) * 1000"
+def _milliseconds(interval: str) -> str:
+    return f"extract(epoch FROM {interval}) * 1000"
+
+
+def _percentiles_sql(name: str, interval: str) -> str:
+    """Columns ``<name>_p50`` ... of ``interval``'s percentiles in ms."""
     return ", ".join(
-        f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {milliseconds}) AS {prefix}{name}"
-        for name, fraction in PERCENTILES.items()
+        f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {_milliseconds(interval)}) AS {name}_{key}"
+        for key, fraction in PERCENTILES.items()
     )
 
 
 async def _latencies(
     settings: Settings, transaction_ids: list[str]
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """The rows' produce-to-committed latency percentiles (ms), and those of its parts (``LATENCY_PARTS``)."""
-    parts = ", ".join(_percentiles_sql(interval, f"{part}__") for part, interval in LATENCY_PARTS.items())
+    """The rows' produce-to-committed latency percentiles and maximum (ms), and the percentiles of each
+    of its parts (``LATENCY_PARTS``)."""
+    intervals = {"total": PRODUCE_TO_ROW, **LATENCY_PARTS}
+    columns = ", ".join(_percentiles_sql(name, interval) for name, interval in intervals.items())
     connection = await asyncpg.connect(settings.pg_dsn)
     try:
         row = await connection.fetchrow(
             f"""
-            SELECT {_percentiles_sql("stored_at - produced_at")},
-                   max(extract(epoch FROM stored_at - produced_at) * 1000) AS max, {parts}
+            SELECT {columns}, max({_milliseconds(PRODUCE_TO_ROW)}) AS total_max
             FROM fraud_scores WHERE transaction_id = ANY($1::uuid[])
             """,
             transaction_ids,
         )
     finally:
         await connection.close()
-    figures = {key: round(float(value), 1) for key, value in dict(row).items()}
-    total = {key: value for key, value in figures.items() if "__" not in key}
-    split = {part: {name: figures[f"{part}__{name}"] for name in PERCENTILES} for part in LATENCY_PARTS}
-    return total, split
+
+    def figures(name: str, keys: list[str]) -> dict[str, float]:
+        return {key: round(float(row[f"{name}_{key}"]), 1) for key in keys}
+
+    return figures("total", [*PERCENTILES, "max"]), {
+        part: figures(part, list(PERCENTILES)) for part in LATENCY_PARTS
+    }
 
 
 async def _delete_rows(settings: Settings, transaction_ids: list[str]) -> None:

@@ -7,9 +7,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from fraudstream.ops.bench import PERCENTILES
 from fraudstream.ops.cpu import LOAD_GENERATOR, TOTAL
-
-PERCENTILES = ("p50", "p95", "p99")
 
 
 def plot_curve(result: dict[str, Any], path: Path) -> None:
